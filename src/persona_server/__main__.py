@@ -1,0 +1,3 @@
+from persona_server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Running a persona's solvers: in order, each under its timeout, until one answers.
+
+The chain's result is an `AnswerStream`: the answering solver's text pieces as they come, plus which solver
+answered and its sources. A solver that raises, times out or answers only whitespace is skipped. Look-up solvers
+may be started speculatively, all at once, when the chain starts: their results are used only when their turn
+comes, so the answer is the one the in-order chain would give, just sooner. Closing the stream (a client that
+disconnects) cancels everything still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from persona_server import secrets
+from persona_server.query import Query, Source
+from persona_server.solvers.base import Piece
+
+if TYPE_CHECKING:
+    from persona_server.persona import SolverSlot
+
+log = logging.getLogger(__name__)
+
+
+class SolverSkipped(Exception):
+    """A solver could not take its turn (still loading, failed to load)."""
+
+
+class AnswerStream:
+    """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering."""
+
+    def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> None:
+        self.solver: str | None = None
+        self.sources: list[Source] = []
+        self._slots = slots
+        self._query = query
+        self._speculative = speculative
+        self._persona = persona
+        self._iter = self._run()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iter
+
+    async def aclose(self) -> None:
+        await self._iter.aclose()
+
+    # -- the chain ----------------------------------------------------------------------------------------
+
+    async def _run(self) -> AsyncIterator[str]:
+        question_query = self._query.for_question_solver()
+        early: dict[int, asyncio.Task[list[Piece]]] = {}
+        try:
+            if self._speculative:
+                for index, slot in enumerate(self._slots):
+                    if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
+                        query = self._query if slot.solver.chat else question_query
+                        early[index] = asyncio.create_task(self._collect(slot, query), name=f"early {slot.name}")
+            for index, slot in enumerate(self._slots):
+                solver = slot.solver
+                if solver is None or slot.state in ("error", "disabled"):
+                    continue
+                query = self._query if solver.chat else question_query
+                task = early.pop(index, None)
+                if task is not None:
+                    try:
+                        pieces = await task
+                    except Exception as exc:
+                        self._skip(slot, exc)
+                        continue
+                    if not pieces:
+                        continue
+                    self._commit(slot, [p for p in pieces if isinstance(p, Source)])
+                    for piece in pieces:
+                        if isinstance(piece, str):
+                            yield piece
+                    return
+                answered = False
+                async for piece in self._stream(slot, query):
+                    answered = True
+                    yield piece
+                if answered:
+                    return
+        finally:
+            for task in early.values():
+                task.cancel()
+
+    async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str]:
+        """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""
+        assert slot.solver is not None
+        timeout = slot.solver.timeout
+        try:
+            await _wait_loaded(slot)
+        except Exception as exc:
+            self._skip(slot, exc)
+            return
+        stream = slot.solver.stream(query)
+        held_sources: list[Source] = []
+        lead = ""
+        committed = False
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        piece = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                if isinstance(piece, Source):
+                    (self.sources if committed else held_sources).append(piece)
+                    continue
+                if not committed:
+                    # Leading blanks are not an answer: hold them until real text shows up.
+                    lead += piece
+                    if not lead.strip():
+                        continue
+                    committed = True
+                    self._commit(slot, held_sources)
+                    piece = lead.lstrip()
+                yield piece
+        except Exception as exc:
+            if committed:
+                log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name,
+                            _describe(exc, timeout))
+            else:
+                self._skip(slot, exc)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _collect(self, slot: SolverSlot, query: Query) -> list[Piece]:
+        """A whole speculative turn: every piece, or [] when the solver has nothing."""
+        assert slot.solver is not None
+        await _wait_loaded(slot)
+        pieces: list[Piece] = []
+        async with asyncio.timeout(slot.solver.timeout):
+            async for piece in slot.solver.stream(query):
+                pieces.append(piece)
+        text = "".join(p for p in pieces if isinstance(p, str))
+        if not text.strip():
+            return []
+        # Same leading-blank rule as the streamed path.
+        first = next(i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip())
+        return [p for p in pieces[:first] if isinstance(p, Source)] + [pieces[first].lstrip(), *pieces[first + 1:]]  # type: ignore[union-attr]
+
+    def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
+        self.solver = slot.name
+        self.sources.extend(sources)
+        log.debug("persona %r: answered by %r", self._persona, slot.name)
+
+    def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
+        timeout = slot.solver.timeout if slot.solver else 0.0
+        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+
+
+async def _wait_loaded(slot: SolverSlot) -> None:
+    """Wait for a solver still loading its data (first request after start-up), within its timeout."""
+    assert slot.solver is not None
+    if slot.state == "loading":
+        try:
+            async with asyncio.timeout(slot.solver.timeout):
+                await slot.loaded.wait()
+        except TimeoutError:
+            raise SolverSkipped("still loading") from None
+    if slot.state != "ready":
+        raise SolverSkipped(slot.error or slot.state)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    return secrets.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> AnswerStream:
+    return AnswerStream(slots, query, speculative=speculative, persona=persona)

@@ -1,0 +1,261 @@
+"""Personas: loading OpenVoiceOS-format persona files, building their solvers, answering queries.
+
+A persona file is a JSON object: `name` (the file stem when absent), `solvers` (ordered names) and, for each
+solver, an optional top-level block named after it holding its config. Any other key (`gender`, `attitudes`,
+`"//"` comments) is accepted and ignored. A broken *file* is a `PersonaError`; a solver that cannot start is
+not: it is marked as failed, reported, and the rest of the chain serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from persona_server import secrets
+from persona_server.chain import AnswerStream, run_chain
+from persona_server.query import Answer, Query
+from persona_server.solvers import registry
+from persona_server.solvers.base import Solver, SolverContext
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERSONA_NAME = "default"
+# The built-in persona served when none is given: offline, no download, always answers.
+DEFAULT_SOLVERS: list[str] = ["ovos-solver-failure-plugin"]
+
+# Persona-level settings that are not solver blocks.
+PERSONA_SETTINGS = ("speculative",)
+
+
+class PersonaError(Exception):
+    """A persona file that cannot be used at all; the message names the file and the problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+@dataclass(slots=True)
+class PersonaSpec:
+    """A validated persona definition, before any solver is built."""
+
+    name: str
+    solvers: list[str]
+    blocks: dict[str, Any] = field(default_factory=dict)
+    speculative: bool = True
+    source: str = "<built-in>"
+
+    def block(self, solver_name: str) -> Any:
+        """The config block for a solver, found under its written name, canonical name or any alias."""
+        canonical = registry.canonical_name(solver_name)
+        for key, value in self.blocks.items():
+            if key == solver_name or registry.canonical_name(key) == canonical:
+                return value
+        return {}
+
+
+def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
+    """Validate a decoded persona file. Raises PersonaError on anything that makes the file unusable."""
+    if not isinstance(data, dict):
+        raise PersonaError(source, f"expected a JSON object, got {_json_type(data)}")
+    if "solvers" not in data:
+        raise PersonaError(source, "missing 'solvers' (a list of solver names)")
+    solvers = data["solvers"]
+    if not isinstance(solvers, list) or not all(isinstance(s, str) and s.strip() for s in solvers):
+        raise PersonaError(source, "'solvers' must be a list of solver names (non-empty strings)")
+    if not solvers:
+        raise PersonaError(source, "'solvers' is empty: a persona needs at least one solver")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        raise PersonaError(source, "'name' must be a non-empty string")
+    speculative = data.get("speculative", True)
+    if not isinstance(speculative, bool):
+        raise PersonaError(source, "'speculative' must be true or false")
+    blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS)}
+    secrets.register_config(blocks)
+    return PersonaSpec(
+        name=name.strip(),
+        solvers=[s.strip() for s in solvers],
+        blocks=blocks,
+        speculative=speculative,
+        source=source,
+    )
+
+
+def load_persona_file(path: str | Path) -> PersonaSpec:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PersonaError(str(path), "no such file") from None
+    except OSError as exc:
+        raise PersonaError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PersonaError(str(path), f"invalid JSON: {exc}") from None
+    return parse_persona(data, source=str(path), default_name=path.stem)
+
+
+def default_persona_spec() -> PersonaSpec:
+    return PersonaSpec(name=DEFAULT_PERSONA_NAME, solvers=list(DEFAULT_SOLVERS))
+
+
+def _json_type(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Pydantic's errors without the offending input values: config values may be secrets."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+SolverState = Literal["loading", "ready", "error", "disabled"]
+
+
+@dataclass(slots=True)
+class SolverSlot:
+    """One position in a persona's chain: the solver (if it could be built) and its state."""
+
+    name: str
+    solver: Solver | None = None
+    state: SolverState = "loading"
+    error: str | None = None
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "state": self.state}
+        if self.solver is not None and self.solver.name and self.solver.name != self.name:
+            out["implementation"] = self.solver.name
+        if self.error:
+            out["error"] = secrets.redact(self.error)
+        return out
+
+
+class Persona:
+    """A named chain of solvers that answers queries."""
+
+    def __init__(
+        self,
+        spec: PersonaSpec,
+        *,
+        http: Callable[[], httpx.AsyncClient],
+        thread_limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._http = http
+        self._limiter = thread_limiter
+        self.slots = [self._build_slot(name) for name in spec.solvers]
+        self._load_tasks: list[asyncio.Task[None]] = []
+
+    # -- building -----------------------------------------------------------------------------------------
+
+    def _context(self) -> SolverContext:
+        return SolverContext(
+            persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter
+        )
+
+    def build_solver(self, name: str) -> Solver:
+        """Build a solver configured from this persona's block for it. Raises on any problem."""
+        cls = registry.resolve(name)
+        block = self.spec.block(name)
+        if not isinstance(block, dict):
+            raise ValueError(f"the config block of {name!r} must be a JSON object")
+        try:
+            options = cls.Options.model_validate(block)
+        except ValidationError as exc:
+            raise ValueError(f"bad config: {describe_validation_error(exc)}") from None
+        return cls(options, self._context())
+
+    def _build_slot(self, name: str) -> SolverSlot:
+        slot = SolverSlot(name=name)
+        block = self.spec.block(name)
+        if isinstance(block, dict) and block.get("enabled") is False:
+            slot.state = "disabled"
+            slot.loaded.set()
+            return slot
+        try:
+            slot.solver = self.build_solver(name)
+        except Exception as exc:
+            self._fail(slot, str(exc) or type(exc).__name__)
+        return slot
+
+    def _fail(self, slot: SolverSlot, reason: str) -> None:
+        slot.state = "error"
+        slot.error = reason
+        slot.loaded.set()
+        log.warning("persona %r: solver %r cannot start (%s); the rest of the chain serves", self.name,
+                    slot.name, secrets.redact(reason))
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start loading every solver in the background; returns at once."""
+        for slot in self.slots:
+            if slot.solver is not None and slot.state == "loading":
+                self._load_tasks.append(asyncio.create_task(self._load(slot), name=f"load {slot.name}"))
+
+    async def _load(self, slot: SolverSlot) -> None:
+        assert slot.solver is not None
+        try:
+            await slot.solver.load()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(slot, f"failed to load: {exc}" if str(exc) else f"failed to load: {type(exc).__name__}")
+            return
+        slot.state = "ready"
+        slot.loaded.set()
+
+    async def wait_ready(self) -> None:
+        await asyncio.gather(*(slot.loaded.wait() for slot in self.slots))
+
+    @property
+    def ready(self) -> bool:
+        return all(slot.state != "loading" for slot in self.slots)
+
+    async def close(self) -> None:
+        for task in self._load_tasks:
+            task.cancel()
+        for slot in self.slots:
+            if slot.solver is not None:
+                try:
+                    await slot.solver.close()
+                except Exception:
+                    log.exception("closing solver %r", slot.name)
+
+    # -- answering ----------------------------------------------------------------------------------------
+
+    def stream(self, query: Query) -> AnswerStream:
+        query.persona = self.name
+        return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name)
+
+    async def answer(self, query: Query) -> Answer:
+        stream = self.stream(query)
+        text = "".join([piece async for piece in stream])
+        return Answer(text=text, solver=stream.solver, sources=stream.sources)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.spec.source,
+            "ready": self.ready,
+            "solvers": [slot.status() for slot in self.slots],
+        }

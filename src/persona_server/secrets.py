@@ -1,0 +1,72 @@
+"""Keeping persona-file secrets (API keys, app ids) out of every log line and response.
+
+Loading a persona registers the values of secret-looking keys; `redact` masks them in any text, and
+`RedactingFilter` applies that to every log record, including those of libraries (httpx logs request URLs,
+which carry Wolfram's appid as a query parameter).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+_SECRET_KEY = re.compile(r"(^|_|-)(key|api_?key|appid|app_id|token|secret|password|passwd|auth)s?$", re.I)
+_MASK = "***"
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def register(value: str) -> None:
+    global _pattern
+    # Very short values would mask ordinary words; no real key is that short.
+    if len(value) < 4:
+        return
+    with _lock:
+        if value in _values:
+            return
+        _values.add(value)
+        ordered = sorted(_values, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def register_config(config: Any) -> None:
+    """Register the values of secret-looking keys anywhere in a persona's config blocks."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if isinstance(value, str) and is_secret_key(str(key)):
+                register(value)
+            else:
+                register_config(value)
+    elif isinstance(config, list):
+        for item in config:
+            register_config(item)
+
+
+def redact(text: str) -> str:
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(_MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets in a record's final message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _pattern is not None:
+            message = record.getMessage()
+            masked = redact(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+            if record.exc_info and record.exc_info[1] is not None:
+                # Tracebacks are formatted later from exc_info; format now so the text can be masked.
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True

@@ -1,0 +1,43 @@
+"""`ovos-solver-failure-plugin`: the last resort that always says something, in the asker's language."""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+from importlib.resources import files
+
+from pydantic import Field
+
+from persona_server.query import Query
+from persona_server.solvers.base import Solver, SolverOptions
+
+FALLBACK_LANG = "en"
+
+
+@cache
+def dialogs(lang: str) -> tuple[str, ...]:
+    """The shipped failure lines of a language (primary subtag), empty when there are none."""
+    resource = files("persona_server.data").joinpath("failure", f"{lang}.txt")
+    if not resource.is_file():
+        return ()
+    lines = resource.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip())
+
+
+class FailureOptions(SolverOptions):
+    answers: list[str] | None = Field(
+        default=None, description="lines to choose from instead of the shipped dialogs (any language)"
+    )
+
+
+class FailureSolver(Solver):
+    name = "ovos-solver-failure-plugin"
+    description = "Always answers, with an apology from per-language dialogs."
+    default_timeout = 1.0
+    Options = FailureOptions
+    options: FailureOptions
+
+    async def answer(self, query: Query) -> str:
+        custom = [a for a in self.options.answers or [] if a.strip()]
+        lines = custom or dialogs(query.lang_code) or dialogs(FALLBACK_LANG)
+        return random.choice(lines)

@@ -1,0 +1,93 @@
+"""Solver names -> solver classes: built-ins, their aliases, and third-party entry points.
+
+Built-ins are listed as "module:Class" strings and imported on first use, so a persona pays only for the
+solvers it names (WordNet or an LLM runtime are heavy imports). Third-party packages register solvers in the
+`persona_server.solvers` entry-point group; a built-in name always wins over an entry point of the same name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import cache
+from importlib.metadata import entry_points
+
+from persona_server.solvers.base import Solver
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "persona_server.solvers"
+
+# Canonical names are the ones OpenVoiceOS packages register, so persona files written for it load unchanged.
+BUILTINS: dict[str, str] = {
+    "ovos-solver-failure-plugin": "persona_server.solvers.failure:FailureSolver",
+    "ovos-solver-rivescript-plugin": "persona_server.solvers.rivescript:RiveScriptSolver",
+    "ovos-solver-wordnet-plugin": "persona_server.solvers.wordnet:WordNetSolver",
+    "ovos-solver-aiml-plugin": "persona_server.solvers.aiml:AIMLSolver",
+    "ovos-solver-plugin-wikipedia": "persona_server.solvers.wikipedia:WikipediaSolver",
+    "ovos-solver-plugin-ddg": "persona_server.solvers.ddg:DuckDuckGoSolver",
+    "ovos-solver-plugin-wolfram-alpha": "persona_server.solvers.wolfram:WolframAlphaSolver",
+    "ovos-solver-openai-plugin": "persona_server.solvers.openai_llm:OpenAISolver",
+    "ovos-solver-gguf-plugin": "persona_server.solvers.gguf:GGUFSolver",
+    "persona-solver-mixture": "persona_server.solvers.mixture:MixtureSolver",
+}
+
+# Other names the same solvers go by in published persona files and OpenVoiceOS documentation.
+ALIASES: dict[str, str] = {
+    "ovos-solver-wikipedia-plugin": "ovos-solver-plugin-wikipedia",
+    "ovos-solver-ddg-plugin": "ovos-solver-plugin-ddg",
+    "ovos-solver-wolfram-alpha-plugin": "ovos-solver-plugin-wolfram-alpha",
+    "ovos-solver-openai-persona-plugin": "ovos-solver-openai-plugin",
+    "failure": "ovos-solver-failure-plugin",
+    "rivescript": "ovos-solver-rivescript-plugin",
+    "wordnet": "ovos-solver-wordnet-plugin",
+    "aiml": "ovos-solver-aiml-plugin",
+    "wikipedia": "ovos-solver-plugin-wikipedia",
+    "ddg": "ovos-solver-plugin-ddg",
+    "wolfram-alpha": "ovos-solver-plugin-wolfram-alpha",
+    "openai": "ovos-solver-openai-plugin",
+    "gguf": "ovos-solver-gguf-plugin",
+    "mixture": "persona-solver-mixture",
+}
+
+
+class UnknownSolver(LookupError):
+    pass
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+@cache
+def _entry_points() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Every solver name that can be resolved (built-ins, aliases, installed third-party solvers)."""
+    return sorted({*BUILTINS, *ALIASES, *_entry_points()})
+
+
+def resolve(name: str) -> type[Solver]:
+    """The solver class for a name. Raises UnknownSolver with a readable reason."""
+    canonical = canonical_name(name)
+    target = BUILTINS.get(canonical)
+    if target is not None:
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UnknownSolver(f"solver {name!r} needs a missing package: {exc.name or exc}") from exc
+        cls = getattr(module, attr)
+    else:
+        ep = _entry_points().get(canonical)
+        if ep is None:
+            raise UnknownSolver(f"unknown solver {name!r}")
+        try:
+            cls = ep.load()  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise UnknownSolver(f"solver {name!r} failed to import: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Solver)):
+        raise UnknownSolver(f"{name!r} does not name a persona_server Solver class")
+    return cls

@@ -1,0 +1,94 @@
+"""Text utilities shared by the chain and the wire protocols: word-sized pieces, token counts, and limits.
+
+There is no tokenizer for rule-based answers, so a "token" here is a word or a punctuation mark with its
+leading whitespace. `max_tokens` and usage counts use the same definition, so they agree with each other.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$", re.UNICODE)
+_PIECE = re.compile(r"\s*\S+|\s+$")
+
+
+def split_pieces(text: str) -> list[str]:
+    """Split text into word-sized pieces (each word with its leading whitespace), losing nothing."""
+    return _PIECE.findall(text)
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return sum(1 for token in _TOKEN.findall(text) if token.strip())
+
+
+class TextLimiter:
+    """Applies `max_tokens` and `stop` sequences to a stream of text pieces.
+
+    Feed pieces in, get the text that may be sent now. A tail that could be the start of a stop sequence is
+    held back until the next piece decides it, so streaming and non-streaming give the same text.
+    """
+
+    def __init__(self, max_tokens: int | None = None, stop: list[str] | None = None) -> None:
+        self.max_tokens = max_tokens
+        self.stop = [s for s in (stop or []) if s]
+        self.finish_reason: str | None = None
+        self.tokens = 0
+        self._held = ""
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def feed(self, piece: str) -> str:
+        if self.done:
+            return ""
+        text = self._held + piece
+        self._held = ""
+        if self.stop:
+            cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
+            if cut >= 0:
+                self.finish_reason = "stop"
+                return self._count(text[:cut])
+            keep = self._partial_stop_len(text)
+            if keep:
+                self._held = text[-keep:]
+                text = text[:-keep]
+        return self._count(text)
+
+    def finish(self) -> str:
+        """Flush what is held back; the stream has ended."""
+        if self.done:
+            return ""
+        text, self._held = self._held, ""
+        out = self._count(text)
+        if self.finish_reason is None:
+            self.finish_reason = "stop"
+        return out
+
+    def _count(self, text: str) -> str:
+        if self.max_tokens is None or not text:
+            self.tokens += count_tokens(text)
+            return text
+        out: list[str] = []
+        for token in tokenize(text):
+            if token.strip():
+                if self.tokens >= self.max_tokens:
+                    self.finish_reason = "length"
+                    break
+                self.tokens += 1
+            out.append(token)
+        return "".join(out)
+
+    def _partial_stop_len(self, text: str) -> int:
+        """Length of the longest suffix of text that is a proper prefix of a stop sequence."""
+        best = 0
+        for stop in self.stop:
+            for size in range(min(len(stop) - 1, len(text)), best, -1):
+                if text.endswith(stop[:size]):
+                    best = size
+                    break
+        return best

@@ -1,0 +1,126 @@
+"""Shared fixtures: real server processes on loopback, and persona files written on the fly."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "personas"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # Never let a test reach the live internet through a proxy setting of the machine.
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(key, None)
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `persona-server` CLI (as `python -m persona_server`) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "persona_server", *args],
+        capture_output=True, text=True, timeout=timeout, env=cli_env(env), input=input, cwd=ROOT,
+    )
+
+
+@dataclass
+class ServerProcess:
+    """A `persona-server` process listening on 127.0.0.1."""
+
+    process: subprocess.Popen[str]
+    port: int
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_server_process(*args: str, log_path: Path, env: dict[str, str] | None = None,
+                         wait_ready: bool = True, timeout: float = 60) -> ServerProcess:
+    port = free_port()
+    log_file = log_path.open("w", encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "persona_server", *args, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log_file, stderr=subprocess.STDOUT, text=True, env=cli_env(env), cwd=ROOT,
+    )
+    server = ServerProcess(process, port, log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            response = httpx.get(f"{server.base_url}/health", timeout=2)
+            if response.status_code == 200 or not wait_ready:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server not ready within {timeout} s:\n{server.log()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """`start_server(*cli_args, env=None, wait_ready=True)` starts a real server; all are stopped afterwards."""
+    servers: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait_ready: bool = True) -> ServerProcess:
+        server = start_server_process(
+            *args, log_path=tmp_path / f"server-{len(servers)}.log", env=env, wait_ready=wait_ready
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def write_persona(tmp_path: Path) -> Callable[..., Path]:
+    """`write_persona(data, name=None)` writes a persona file (dict -> JSON, str written as is)."""
+    counter = iter(range(1_000_000))
+
+    def write(data: dict[str, Any] | str, filename: str | None = None) -> Path:
+        path = tmp_path / (filename or f"persona-{next(counter)}.json")
+        path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+        return path
+
+    return write
