@@ -124,3 +124,24 @@ def write_persona(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+TEST_SOLVERS = {
+    "test-echo": "EchoSolver",
+    "test-history": "HistorySolver",
+    "test-fixed": "FixedSolver",
+    "test-stream": "StreamSolver",
+}
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment that installs tests/plugins as a third-party solver package (a real entry point)."""
+    site = tmp_path_factory.mktemp("plugin-site")
+    dist = site / "persona_test_solvers-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: persona-test-solvers\nVersion: 0.0.1\n")
+    lines = [f"{name} = persona_test_solvers:{cls}" for name, cls in TEST_SOLVERS.items()]
+    (dist / "entry_points.txt").write_text("[persona_server.solvers]\n" + "\n".join(lines) + "\n")
+    (site / "persona_test_solvers.py").write_text((ROOT / "tests" / "plugins" / "persona_test_solvers.py").read_text())
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))}

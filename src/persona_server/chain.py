@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from persona_server import secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece
+from persona_server.text import TextLimiter
 
 if TYPE_CHECKING:
     from persona_server.persona import SolverSlot
@@ -29,7 +30,11 @@ class SolverSkipped(Exception):
 
 
 class AnswerStream:
-    """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering."""
+    """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering.
+
+    The query's `max_tokens` and `stop` are applied here, once for every protocol; reaching a limit ends the
+    stream and cancels the solver's remaining work. `finish_reason` and `tokens` are final when it ends.
+    """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> None:
         self.solver: str | None = None
@@ -38,13 +43,41 @@ class AnswerStream:
         self._query = query
         self._speculative = speculative
         self._persona = persona
-        self._iter = self._run()
+        self._limiter = TextLimiter(query.max_tokens, query.stop)
+        self._iter = self._limited()
+
+    @property
+    def finish_reason(self) -> str:
+        return self._limiter.finish_reason or "stop"
+
+    @property
+    def tokens(self) -> int:
+        return self._limiter.tokens
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._iter
 
     async def aclose(self) -> None:
         await self._iter.aclose()
+
+    async def text(self) -> str:
+        """The whole answer (the joined stream)."""
+        return "".join([piece async for piece in self._iter])
+
+    async def _limited(self) -> AsyncIterator[str]:
+        pieces = self._run()
+        try:
+            async for piece in pieces:
+                text = self._limiter.feed(piece)
+                if text:
+                    yield text
+                if self._limiter.done:
+                    return
+            text = self._limiter.finish()
+            if text:
+                yield text
+        finally:
+            await pieces.aclose()
 
     # -- the chain ----------------------------------------------------------------------------------------
 

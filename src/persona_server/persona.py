@@ -57,9 +57,11 @@ class PersonaSpec:
 
     def block(self, solver_name: str) -> Any:
         """The config block for a solver, found under its written name, canonical name or any alias."""
+        if solver_name in self.blocks:
+            return self.blocks[solver_name]
         canonical = registry.canonical_name(solver_name)
         for key, value in self.blocks.items():
-            if key == solver_name or registry.canonical_name(key) == canonical:
+            if registry.canonical_name(key) == canonical:
                 return value
         return {}
 
@@ -249,8 +251,8 @@ class Persona:
 
     async def answer(self, query: Query) -> Answer:
         stream = self.stream(query)
-        text = "".join([piece async for piece in stream])
-        return Answer(text=text, solver=stream.solver, sources=stream.sources)
+        text = await stream.text()
+        return Answer(text=text, solver=stream.solver, sources=stream.sources, finish_reason=stream.finish_reason)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -36,12 +36,18 @@ class TextLimiter:
         self.max_tokens = max_tokens
         self.stop = [s for s in (stop or []) if s]
         self.finish_reason: str | None = None
-        self.tokens = 0
         self._held = ""
+        self._emitted: list[str] = []
+        self._budget_used = 0
 
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
+
+    @property
+    def tokens(self) -> int:
+        """Tokens of the text let through so far (counted over the joined text, not per piece)."""
+        return count_tokens("".join(self._emitted))
 
     def feed(self, piece: str) -> str:
         if self.done:
@@ -52,34 +58,42 @@ class TextLimiter:
             cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
             if cut >= 0:
                 self.finish_reason = "stop"
-                return self._count(text[:cut])
+                return self._emit(self._limit(text[:cut], final=True))
             keep = self._partial_stop_len(text)
             if keep:
                 self._held = text[-keep:]
                 text = text[:-keep]
-        return self._count(text)
+        return self._emit(self._limit(text, final=False))
 
     def finish(self) -> str:
         """Flush what is held back; the stream has ended."""
         if self.done:
             return ""
         text, self._held = self._held, ""
-        out = self._count(text)
+        out = self._emit(self._limit(text, final=True))
         if self.finish_reason is None:
             self.finish_reason = "stop"
         return out
 
-    def _count(self, text: str) -> str:
+    def _emit(self, text: str) -> str:
+        if text:
+            self._emitted.append(text)
+        return text
+
+    def _limit(self, text: str, *, final: bool) -> str:
         if self.max_tokens is None or not text:
-            self.tokens += count_tokens(text)
             return text
+        tokens = tokenize(text)
+        if not final and tokens and tokens[-1][-1:].isalnum():
+            # The last word may continue in the next piece: count it once it is whole.
+            self._held = tokens.pop() + self._held
         out: list[str] = []
-        for token in tokenize(text):
+        for token in tokens:
             if token.strip():
-                if self.tokens >= self.max_tokens:
+                if self._budget_used >= self.max_tokens:
                     self.finish_reason = "length"
                     break
-                self.tokens += 1
+                self._budget_used += 1
             out.append(token)
         return "".join(out)
 

@@ -51,8 +51,20 @@ ALIASES: dict[str, str] = {
 }
 
 
+# Solvers registered in code by an embedding application (see `register`).
+_REGISTERED: dict[str, type[Solver]] = {}
+
+
 class UnknownSolver(LookupError):
     pass
+
+
+def register(cls: type[Solver], *names: str) -> type[Solver]:
+    """Make a solver class available under its `name` (and extra names) without an entry point."""
+    for name in (cls.name, *cls.aliases, *names):
+        if name:
+            _REGISTERED[name] = cls
+    return cls
 
 
 def canonical_name(name: str) -> str:
@@ -66,14 +78,16 @@ def _entry_points() -> dict[str, object]:
 
 def available() -> list[str]:
     """Every solver name that can be resolved (built-ins, aliases, installed third-party solvers)."""
-    return sorted({*BUILTINS, *ALIASES, *_entry_points()})
+    return sorted({*BUILTINS, *ALIASES, *_REGISTERED, *_entry_points()})
 
 
 def resolve(name: str) -> type[Solver]:
     """The solver class for a name. Raises UnknownSolver with a readable reason."""
     canonical = canonical_name(name)
     target = BUILTINS.get(canonical)
-    if target is not None:
+    if canonical in _REGISTERED:
+        cls: object = _REGISTERED[canonical]
+    elif target is not None:
         module_name, _, attr = target.partition(":")
         try:
             module = importlib.import_module(module_name)

@@ -1,0 +1,118 @@
+"""Errors in each client's own format, in one place.
+
+OpenAI clients (including the 0.28 ones) parse `{"error": {"message", "type", "param", "code"}}`; Ollama
+clients parse `{"error": "..."}`. Which one a response uses is decided by the route's protocol, so an unknown
+`/api/...` route answers like Ollama and everything else like OpenAI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+class APIError(Exception):
+    """A client-facing error raised anywhere while handling a request."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type or ERROR_TYPES.get(status, "invalid_request_error")
+
+
+def openai_error_body(error: APIError) -> dict[str, Any]:
+    return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+
+
+def openai_error(error: APIError) -> Response:
+    return Response(orjson.dumps(openai_error_body(error)), status_code=error.status,
+                    media_type="application/json", headers=_auth_header(error))
+
+
+def ollama_error(error: APIError) -> Response:
+    return Response(orjson.dumps({"error": error.message}), status_code=error.status,
+                    media_type="application/json", headers=_auth_header(error))
+
+
+def _auth_header(error: APIError) -> dict[str, str] | None:
+    return {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+
+
+def is_ollama_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def error_response(request: Request, error: APIError) -> Response:
+    return ollama_error(error) if is_ollama_path(request.url.path) else openai_error(error)
+
+
+def from_validation_error(exc: ValidationError) -> APIError:
+    """The first problem of a request body, named by its JSON path; never echoes the submitted value."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    param = ".".join(str(p) for p in first["loc"]) or None
+    message = first["msg"]
+    if first["type"] == "missing":
+        message = f"'{param}' is a required property"
+    elif param:
+        message = f"Invalid value for '{param}': {message}"
+    return APIError(400, message, param=param, code="invalid_value" if first["type"] != "missing" else None)
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body, as a 400 error when it is not JSON."""
+    if not body.strip():
+        raise APIError(400, "The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+        if is_ollama_path(request.url.path):
+            message = f"404 page not found: {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed for {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(request, APIError(exc.status_code, message))
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(request, exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    # Our bug, not the client's: log it in full, answer without internals.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, APIError(500, "The server had an error while processing your request."))

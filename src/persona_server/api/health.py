@@ -1,0 +1,52 @@
+"""Health and status: is the server ready, and what does it serve (never any solver config values)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from persona_server import __version__
+from persona_server.api.openai import json_response
+from persona_server.catalog import Catalog
+
+
+async def health(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    if not catalog.ready:
+        return json_response({"status": "loading"}, status=503)
+    return json_response({"status": "ok"})
+
+
+async def status(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    default = catalog.default
+    return json_response({
+        # The original persona server's shape, for the default persona.
+        "persona": default.name,
+        "solvers": [slot.name for slot in default.slots if slot.state in ("ready", "loading")],
+        "models": [persona.name for persona in catalog],
+        # Ours: every persona with each solver's state.
+        "status": "ok" if catalog.ready else "loading",
+        "version": __version__,
+        "default_persona": default.name,
+        "personas": [persona.status() for persona in catalog],
+    })
+
+
+async def index(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    return json_response({
+        "name": "persona-server",
+        "version": __version__,
+        "models": [persona.name for persona in catalog],
+        "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/status"],
+    })
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/status", status, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]

@@ -1,0 +1,273 @@
+"""The OpenAI-compatible API: chat completions, legacy completions and models.
+
+Each handler translates JSON into a `Query`, lets the persona that `model` names answer it, and translates the
+answer back. Served under `/v1` and at the root, as old clients post to `/chat/completions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
+from persona_server.api.streaming import SSE_DONE, SSE_HEADERS, SSE_PING, sse_event, with_pings
+from persona_server.catalog import Catalog
+from persona_server.chain import AnswerStream
+from persona_server.persona import Persona
+from persona_server.query import Message, Query
+from persona_server.settings import Settings
+from persona_server.text import count_tokens
+
+OWNER = "persona-server"
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def pick_persona(request: Request, model: str | None) -> Persona:
+    """The persona `model` names; unknown names get the default persona unless models are strict."""
+    catalog: Catalog = request.app.state.catalog
+    persona = catalog.get(model)
+    if persona is None:
+        if request.app.state.settings.strict_models:
+            raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
+        persona = catalog.default
+    return persona
+
+
+RequestModel = TypeVar("RequestModel", ChatCompletionRequest, CompletionRequest)
+
+
+async def _validated(request: Request, model: type[RequestModel]) -> RequestModel:
+    data = parse_json(await request.body())
+    if not isinstance(data, dict):
+        raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _metadata(stream: AnswerStream) -> dict[str, Any]:
+    """Our extension fields: which solver answered, and where the answer came from."""
+    return {"solver": stream.solver, "sources": [s.to_dict() for s in stream.sources]}
+
+
+async def _answer(persona: Persona, query: Query) -> tuple[str, AnswerStream]:
+    stream = persona.stream(query)
+    return await stream.text(), stream
+
+
+# -- chat completions -----------------------------------------------------------------------------------------
+
+
+async def chat_completions(request: Request) -> Response:
+    body = await _validated(request, ChatCompletionRequest)
+    persona = pick_persona(request, body.model)
+    settings: Settings = request.app.state.settings
+    messages = body.to_messages()
+    query = body.query(messages, lang=settings.lang, units=settings.units)
+    prompt_tokens = sum(count_tokens(m.content) for m in messages)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.stream:
+        events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    results = await asyncio.gather(*(_answer(persona, query) for _ in range(body.n)))
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": stream.finish_reason,
+        }
+        for index, (text, stream) in enumerate(results)
+    ]
+    first = results[0][1]
+    return json_response({
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": persona.name,
+        "choices": choices,
+        "usage": _usage(prompt_tokens, sum(stream.tokens for _, stream in results)),
+        "system_fingerprint": None,
+        **_metadata(first),
+    })
+
+
+async def _chat_events(persona: Persona, query: Query, body: ChatCompletionRequest, completion_id: str,
+                       created: int, prompt_tokens: int, ping_interval: float) -> AsyncIterator[bytes]:
+    include_usage = body.include_usage
+
+    def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None,
+              extra: dict[str, Any] | None = None) -> bytes:
+        data: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": persona.name,
+            "system_fingerprint": None,
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        if include_usage:
+            data["usage"] = None
+        if extra:
+            data.update(extra)
+        return sse_event(data)
+
+    completion_tokens = 0
+    for index in range(body.n):
+        stream = persona.stream(query)
+        yield chunk(index, {"role": "assistant", "content": ""})
+        async for piece in with_pings(stream, ping_interval):
+            if piece is None:
+                yield SSE_PING
+            else:
+                yield chunk(index, {"content": piece}, extra={"solver": stream.solver})
+        completion_tokens += stream.tokens
+        yield chunk(index, {}, stream.finish_reason, extra=_metadata(stream))
+    if include_usage:
+        yield sse_event({
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": persona.name,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": _usage(prompt_tokens, completion_tokens),
+        })
+    yield SSE_DONE
+
+
+# -- legacy completions -----------------------------------------------------------------------------------------
+
+
+async def completions(request: Request) -> Response:
+    body = await _validated(request, CompletionRequest)
+    persona = pick_persona(request, body.model)
+    settings: Settings = request.app.state.settings
+    prompts = body.prompts()
+    queries = [body.query([Message("user", p)], lang=settings.lang, units=settings.units) for p in prompts]
+    prompt_tokens = sum(count_tokens(p) for p in prompts)
+    completion_id = f"cmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    # One choice per prompt and per n, in that order, as OpenAI numbers them.
+    jobs = [(prompt, query) for prompt, query in zip(prompts, queries, strict=True) for _ in range(body.n)]
+    if body.stream:
+        events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
+                                    settings.ping_interval)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    results = await asyncio.gather(*(_answer(persona, query) for _, query in jobs))
+    choices = [
+        {
+            "index": index,
+            "text": (prompt if body.echo else "") + text,
+            "logprobs": None,
+            "finish_reason": stream.finish_reason,
+        }
+        for index, ((prompt, _), (text, stream)) in enumerate(zip(jobs, results, strict=True))
+    ]
+    return json_response({
+        "id": completion_id,
+        "object": "text_completion",
+        "created": created,
+        "model": persona.name,
+        "choices": choices,
+        "usage": _usage(prompt_tokens, sum(stream.tokens for _, stream in results)),
+        **_metadata(results[0][1]),
+    })
+
+
+async def _completion_events(persona: Persona, jobs: list[tuple[str, Query]], body: CompletionRequest,
+                             completion_id: str, created: int, prompt_tokens: int,
+                             ping_interval: float) -> AsyncIterator[bytes]:
+    def chunk(index: int, text: str, finish_reason: str | None = None,
+              extra: dict[str, Any] | None = None) -> bytes:
+        data: dict[str, Any] = {
+            "id": completion_id,
+            "object": "text_completion",
+            "created": created,
+            "model": persona.name,
+            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        if body.include_usage:
+            data["usage"] = None
+        if extra:
+            data.update(extra)
+        return sse_event(data)
+
+    completion_tokens = 0
+    for index, (prompt, query) in enumerate(jobs):
+        stream = persona.stream(query)
+        if body.echo:
+            yield chunk(index, prompt)
+        async for piece in with_pings(stream, ping_interval):
+            yield SSE_PING if piece is None else chunk(index, piece, extra={"solver": stream.solver})
+        completion_tokens += stream.tokens
+        yield chunk(index, "", stream.finish_reason, extra=_metadata(stream))
+    if body.include_usage:
+        yield sse_event({
+            "id": completion_id,
+            "object": "text_completion",
+            "created": created,
+            "model": persona.name,
+            "choices": [],
+            "usage": _usage(prompt_tokens, completion_tokens),
+        })
+    yield SSE_DONE
+
+
+# -- models -------------------------------------------------------------------------------------------------------
+
+
+def _model(persona: Persona, created: int) -> dict[str, Any]:
+    return {"id": persona.name, "object": "model", "created": created, "owned_by": OWNER}
+
+
+async def list_models(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    created = request.app.state.started
+    return json_response({"object": "list", "data": [_model(p, created) for p in catalog]})
+
+
+async def retrieve_model(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    model_id = request.path_params["model_id"]
+    persona = catalog.get(model_id) if model_id.strip() else None
+    if persona is None:
+        raise APIError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+    return json_response(_model(persona, request.app.state.started))
+
+
+def routes() -> list[Route]:
+    """Every OpenAI route, under /v1 and at the root (openai 0.28 clients with a bare base URL)."""
+    table = [
+        ("/chat/completions", chat_completions, ["POST"]),
+        ("/completions", completions, ["POST"]),
+        ("/models", list_models, ["GET"]),
+        ("/models/{model_id:path}", retrieve_model, ["GET"]),
+    ]
+    return [Route(prefix + path, endpoint, methods=methods)
+            for prefix in ("/v1", "") for path, endpoint, methods in table]

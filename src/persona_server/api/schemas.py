@@ -1,0 +1,116 @@
+"""Request bodies of the OpenAI-compatible routes, validated strictly: a wrong type is a 400, not a guess.
+
+Fields we do not use (`presence_penalty`, `tools`, ...) are accepted and ignored, as OpenAI's own clients send
+them routinely.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from persona_server.api.errors import APIError
+from persona_server.query import Message, Query
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ContentPart(_Request):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        # Only text parts carry words a solver can use; images and audio are ignored.
+        return "\n".join(part.text or "" for part in self.content if part.type in ("text", "input_text"))
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+Stop = str | Annotated[list[str], Field(max_length=4)] | None
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Generation(_Request):
+    model: str = ""
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, Field(ge=1, le=16)] = 1
+    stop: Stop = None
+    max_tokens: PositiveInt | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    user: str | None = None
+    # Extensions: the language and units solvers should answer in.
+    lang: str | None = None
+    units: Literal["metric", "imperial"] | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def query(self, messages: list[Message], *, lang: str, units: str) -> Query:
+        return Query(
+            messages=messages,
+            lang=self.lang or lang,
+            units=self.units or units,  # type: ignore[arg-type]
+            max_tokens=self.token_limit(),
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop_list(),
+            user=self.user,
+        )
+
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
+
+class ChatCompletionRequest(_Generation):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: PositiveInt | None = None
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def to_messages(self) -> list[Message]:
+        return [Message(m.role if m.role != "function" else "tool", m.text()) for m in self.messages]
+
+
+class CompletionRequest(_Generation):
+    prompt: str | list[str] = ""
+    echo: bool = False
+    suffix: str | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _no_token_prompts(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token-array prompts are not supported; send text")
+        return value
+
+    def prompts(self) -> list[str]:
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if not self.prompt:
+            raise APIError(400, "'prompt' must not be an empty list", param="prompt")
+        return list(self.prompt)

@@ -1,0 +1,53 @@
+"""Streaming helpers shared by the wire protocols: SSE framing and keep-alive pings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import orjson
+
+T = TypeVar("T")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_DONE = b"data: [DONE]\n\n"
+# A comment line: SSE clients ignore it, proxies and load balancers see traffic on an idle stream.
+SSE_PING = b": ping\n\n"
+
+
+def sse_event(data: Any) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
+    """Yield the source's items, and None whenever `interval` seconds pass without one.
+
+    Each item is awaited in its own task so waiting can time out without cancelling the source; closing this
+    generator (a client that went away) cancels the pending item and closes the source.
+    """
+    iterator = aiter(source)
+    pending: asyncio.Future[T] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,86 @@
+"""The ASGI application: routes of every wire protocol over one catalog of personas."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from persona_server.api import errors, health, openai
+from persona_server.catalog import Catalog
+from persona_server.settings import Settings
+
+_SLASHES = re.compile(r"/{2,}")
+# Readiness probes must work without a key.
+_OPEN_PATHS = frozenset({"/health", "/"})
+
+
+class NormalizePath:
+    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if "//" in path or (path.endswith("/") and path != "/"):
+                path = _SLASHES.sub("/", path)
+                if len(path) > 1:
+                    path = path.rstrip("/") or "/"
+                scope = dict(scope, path=path, raw_path=path.encode())
+        await self.app(scope, receive, send)
+
+
+class RequireApiKey:
+    """With an API key configured, every route but the health probe needs `Authorization: Bearer KEY`."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key", b"")
+        if hmac.compare_digest(given, self.api_key):
+            await self.app(scope, receive, send)
+            return
+        error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
+        await respond(error)(scope, receive, send)
+
+
+def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await catalog.start()  # solvers load in the background: the server listens at once
+        try:
+            yield
+        finally:
+            await catalog.close()
+
+    app = Starlette(
+        routes=[*openai.routes(), *health.routes()],
+        exception_handlers={
+            HTTPException: errors.http_exception_handler,
+            errors.APIError: errors.api_error_handler,
+            Exception: errors.unexpected_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.catalog = catalog
+    app.state.settings = settings
+    app.state.started = int(time.time())
+    asgi: ASGIApp = app
+    if settings.api_key:
+        asgi = RequireApiKey(asgi, settings.api_key)
+    return NormalizePath(asgi)

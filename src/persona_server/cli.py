@@ -1,0 +1,261 @@
+"""The command line: `persona-server [serve]`, `ask`, `chat`, `validate`, `solvers`.
+
+`ovos-persona-server` is the same program, so the original project's instructions keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from persona_server import __version__
+from persona_server.catalog import Catalog, load_specs
+from persona_server.logs import setup_logging
+from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file
+from persona_server.query import Message, Query
+from persona_server.settings import DEFAULT_PORT, Settings
+
+log = logging.getLogger("persona_server")
+
+COMMANDS = ("serve", "ask", "chat", "validate", "solvers")
+SETTINGS_ENV = "PERSONA_SERVER_SETTINGS"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="persona-server",
+        description="Serve personas (chains of question solvers) as OpenAI- and Ollama-compatible chat models.",
+        epilog="Without a command, `serve` is assumed: persona-server --persona FILE.json",
+    )
+    parser.add_argument("--version", action="version", version=f"persona-server {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve personas over HTTP (the default command)")
+    _persona_args(serve)
+    serve.add_argument("--personas", action="append", default=[], metavar="DIR",
+                       help="serve every *.json persona in DIR (repeatable)")
+    serve.add_argument("--default-persona", metavar="NAME", help="persona for requests naming no known model")
+    serve.add_argument("--host", default=os.environ.get("PERSONA_SERVER_HOST", "127.0.0.1"),
+                       help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PERSONA_SERVER_PORT", DEFAULT_PORT)),
+                       help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--api-key", default=os.environ.get("PERSONA_SERVER_API_KEY"),
+                       help="require this bearer key on API routes (env PERSONA_SERVER_API_KEY)")
+    serve.add_argument("--strict-models", action="store_true",
+                       help="answer 404 model_not_found for unknown models instead of using the default persona")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    ask = sub.add_parser("ask", help="print one answer and exit")
+    ask.add_argument("question", nargs="+", help="the question")
+    _persona_args(ask, single=True)
+    ask.add_argument("--json", action="store_true", help="print the answer with its solver and sources as JSON")
+    ask.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+
+    chat = sub.add_parser("chat", help="a small interactive chat in the terminal")
+    _persona_args(chat, single=True)
+    chat.add_argument("--log-level", default="error", choices=["debug", "info", "warning", "error"])
+
+    validate = sub.add_parser("validate", help="check persona files; exit status 1 when any has problems")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+
+    sub.add_parser("solvers", help="list the solver names this installation knows")
+    return parser
+
+
+def _persona_args(parser: argparse.ArgumentParser, single: bool = False) -> None:
+    if single:
+        parser.add_argument("--persona", metavar="FILE", help="persona file (default: the built-in persona)")
+    else:
+        parser.add_argument("--persona", action="append", default=[], metavar="FILE",
+                            help="persona file to serve (repeatable; the first is the default persona)")
+    parser.add_argument("--lang", default="en", help="language of questions and answers (default en)")
+    parser.add_argument("--units", default="metric", choices=["metric", "imperial"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "serve")
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "ask":
+            return asyncio.run(ask(args))
+        if args.command == "chat":
+            return asyncio.run(chat(args))
+        if args.command == "validate":
+            return validate(args.files)
+        if args.command == "solvers":
+            return list_solvers()
+    except PersonaError as exc:
+        print(f"persona-server: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+# -- serve --------------------------------------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        persona_files=list(args.persona),
+        persona_dirs=list(args.personas),
+        default_persona=args.default_persona,
+        api_key=args.api_key or None,
+        strict_models=args.strict_models,
+        lang=args.lang,
+        units=args.units,
+        workers=max(1, args.workers),
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    setup_logging(settings.log_level)
+    # Load and check every file before binding: a broken file stops here with one line, no traceback.
+    catalog = build_catalog(settings)
+    if not settings.is_loopback and not settings.api_key:
+        log.warning("listening on %s without an API key: anyone who can reach this address can use it "
+                    "(set --api-key)", settings.host)
+    names = ", ".join(p.name for p in catalog)
+    log.info("serving %s on http://%s:%d (default persona: %s)", names, settings.host, settings.port,
+             catalog.default.name)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": settings.access_log,
+        # Load generators and proxies hold keep-alive connections open between bursts.
+        "timeout_keep_alive": 65,
+        "lifespan": "on",
+    }
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
+        uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
+    else:
+        from persona_server.app import create_app
+
+        uvicorn.run(create_app(catalog, settings), **common)
+    return 0
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    specs = load_specs(settings.persona_files, settings.persona_dirs)
+    return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads)
+
+
+def app_from_env():  # type: ignore[no-untyped-def]
+    """App factory for worker processes (`--workers N`): settings come from the parent's environment."""
+    from persona_server.app import create_app
+
+    settings = Settings.from_dict(json.loads(os.environ[SETTINGS_ENV]))
+    setup_logging(settings.log_level)
+    return create_app(build_catalog(settings), settings)
+
+
+# -- ask / chat ---------------------------------------------------------------------------------------------------
+
+
+def _single_spec(path: str | None) -> list[PersonaSpec]:
+    return [load_persona_file(path)] if path else []
+
+
+async def ask(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    catalog = Catalog(_single_spec(args.persona))
+    await catalog.start()
+    try:
+        query = Query.from_text(" ".join(args.question), lang=args.lang, units=args.units)
+        stream = catalog.default.stream(query)
+        if args.json:
+            text = await stream.text()
+            print(json.dumps({"answer": text, "persona": catalog.default.name, "solver": stream.solver,
+                              "sources": [s.to_dict() for s in stream.sources]}, ensure_ascii=False))
+        else:
+            async for piece in stream:
+                print(piece, end="", flush=True)
+            print()
+        return 0 if stream.solver else 1
+    finally:
+        await catalog.close()
+
+
+async def chat(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    catalog = Catalog(_single_spec(args.persona))
+    await catalog.start()
+    persona = catalog.default
+    messages: list[Message] = []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chatting with {persona.name}. Empty line, 'exit' or Ctrl-D to leave.")
+    try:
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> " if interactive else "")
+            except EOFError:
+                break
+            line = line.strip()
+            if not line or line.lower() in ("exit", "quit", "/bye"):
+                break
+            messages.append(Message("user", line))
+            stream = persona.stream(Query(messages=list(messages), lang=args.lang, units=args.units))
+            print(f"{persona.name}> ", end="", flush=True)
+            pieces = []
+            async for piece in stream:
+                pieces.append(piece)
+                print(piece, end="", flush=True)
+            print()
+            messages.append(Message("assistant", "".join(pieces)))
+    finally:
+        await catalog.close()
+    return 0
+
+
+# -- validate / solvers -----------------------------------------------------------------------------------------
+
+
+def validate(files: Sequence[str]) -> int:
+    """Check persona files without loading solver data: file format, solver names, solver configs."""
+    setup_logging("critical")
+    problems = 0
+    for file in files:
+        try:
+            spec = load_persona_file(file)
+        except PersonaError as exc:
+            print(f"{exc}")
+            problems += 1
+            continue
+        persona = Persona(spec, http=_no_http)
+        failed = [slot for slot in persona.slots if slot.state == "error"]
+        for slot in failed:
+            print(f"{file}: solver {slot.name!r}: {slot.status().get('error')}")
+        problems += len(failed)
+        if not failed:
+            print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers)")
+    return 1 if problems else 0
+
+
+def _no_http():  # type: ignore[no-untyped-def]
+    raise RuntimeError("validation makes no network requests")
+
+
+def list_solvers() -> int:
+    from persona_server.solvers import registry
+
+    for name in registry.available():
+        canonical = registry.canonical_name(name)
+        print(name if canonical == name else f"{name} -> {canonical}")
+    return 0

@@ -1,0 +1,47 @@
+"""Server settings: what the CLI flags (or a process manager's environment) configure."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DEFAULT_PORT = 8337
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    persona_files: list[str] = field(default_factory=list)
+    persona_dirs: list[str] = field(default_factory=list)
+    default_persona: str | None = None
+    # With an API key every API route requires `Authorization: Bearer KEY`; without one, any key is accepted
+    # (clients refuse to send a request with no key at all, so an open server must ignore it).
+    api_key: str | None = None
+    strict_models: bool = False
+    lang: str = "en"
+    units: Literal["metric", "imperial"] = "metric"
+    workers: int = 1
+    log_level: str = "info"
+    access_log: bool = False
+    # Seconds of silence before an SSE comment ping keeps a slow stream's connection alive.
+    ping_interval: float = 15.0
+    # Worker threads shared by the blocking solvers of all personas.
+    max_threads: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        return cls(**data)
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost", ""):
+            return self.host == "localhost"
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
