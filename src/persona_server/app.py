@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server.api import errors, health, openai
+from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
 
@@ -73,6 +74,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
+            ClientGone: errors.client_gone_handler,
             Exception: errors.unexpected_error_handler,
         },
         lifespan=lifespan,

@@ -122,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         log_level=args.log_level,
         access_log=args.access_log,
+        ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
     )
     setup_logging(settings.log_level)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.

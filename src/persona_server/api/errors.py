@@ -112,6 +112,11 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    # Nobody reads this; 499 is what proxies log for "client closed request".
+    return Response(status_code=499)
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     # Our bug, not the client's: log it in full, answer without internals.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

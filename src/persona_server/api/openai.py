@@ -20,7 +20,14 @@ from starlette.routing import Route
 
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
-from persona_server.api.streaming import SSE_DONE, SSE_HEADERS, SSE_PING, sse_event, with_pings
+from persona_server.api.streaming import (
+    SSE_DONE,
+    SSE_HEADERS,
+    SSE_PING,
+    sse_event,
+    unless_disconnected,
+    with_pings,
+)
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -93,7 +100,7 @@ async def chat_completions(request: Request) -> Response:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    results = await asyncio.gather(*(_answer(persona, query) for _ in range(body.n)))
+    results = await unless_disconnected(request, asyncio.gather(*(_answer(persona, query) for _ in range(body.n))))
     choices = [
         {
             "index": index,
@@ -179,7 +186,7 @@ async def completions(request: Request) -> Response:
                                     settings.ping_interval)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    results = await asyncio.gather(*(_answer(persona, query) for _, query in jobs))
+    results = await unless_disconnected(request, asyncio.gather(*(_answer(persona, query) for _, query in jobs)))
     choices = [
         {
             "index": index,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import orjson
+from starlette.requests import Request
 
 T = TypeVar("T")
 
@@ -51,3 +52,29 @@ async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first (Starlette only does that for streams)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise ClientGone
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body has been read, so the next message the server sends us is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
