@@ -46,8 +46,10 @@ class Query:
     # Who is asking: the OpenAI `user` field, an Ollama/CLI session; None means "derive from the history".
     user: str | None = None
     persona: str = ""
-    # Set when the chain hands a trimmed copy to a question solver, so the copy keeps the original's identity.
+    # An explicit conversation id, e.g. an Ollama/CLI session.
     conversation: str | None = None
+    # The full query a trimmed copy for a question solver was made from: the copy keeps the original's identity.
+    origin: Query | None = None
 
     @property
     def question(self) -> str:
@@ -83,6 +85,8 @@ class Query:
         """
         if self.conversation:
             return self.conversation
+        if self.origin is not None:
+            return self.origin.conversation_id
         if self.user:
             seed = f"user\0{self.persona}\0{self.user}"
         else:
@@ -93,9 +97,7 @@ class Query:
 
     def for_question_solver(self) -> Query:
         """A copy holding only the last user message, for solvers that are not chat-capable."""
-        copy = dataclasses.replace(self, messages=[Message("user", self.question)])
-        copy.conversation = self.conversation_id
-        return copy
+        return dataclasses.replace(self, messages=[Message("user", self.question)], origin=self)
 
     @classmethod
     def from_text(cls, text: str, **kwargs: object) -> Query:

@@ -33,7 +33,7 @@ from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
-from persona_server.text import count_tokens
+from persona_server.text import count_tokens, split_pieces
 
 OWNER = "persona-server"
 
@@ -84,6 +84,12 @@ async def _answer(persona: Persona, query: Query) -> tuple[str, AnswerStream]:
     return await stream.text(), stream
 
 
+async def _answers(persona: Persona, queries: list[Query]) -> list[tuple[str, AnswerStream]]:
+    if len(queries) == 1:
+        return [await _answer(persona, queries[0])]
+    return list(await asyncio.gather(*(_answer(persona, query) for query in queries)))
+
+
 # -- chat completions -----------------------------------------------------------------------------------------
 
 
@@ -100,7 +106,7 @@ async def chat_completions(request: Request) -> Response:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    results = await unless_disconnected(request, asyncio.gather(*(_answer(persona, query) for _ in range(body.n))))
+    results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
         {
             "index": index,
@@ -151,7 +157,9 @@ async def _chat_events(persona: Persona, query: Query, body: ChatCompletionReque
             if piece is None:
                 yield SSE_PING
             else:
-                yield chunk(index, {"content": piece}, extra={"solver": stream.solver})
+                # A whole answer goes out at once, as word-sized chunks like an LLM's.
+                extra = {"solver": stream.solver}
+                yield b"".join(chunk(index, {"content": word}, extra=extra) for word in split_pieces(piece))
         completion_tokens += stream.tokens
         yield chunk(index, {}, stream.finish_reason, extra=_metadata(stream))
     if include_usage:
@@ -186,7 +194,7 @@ async def completions(request: Request) -> Response:
                                     settings.ping_interval)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    results = await unless_disconnected(request, asyncio.gather(*(_answer(persona, query) for _, query in jobs)))
+    results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [
         {
             "index": index,
@@ -231,7 +239,11 @@ async def _completion_events(persona: Persona, jobs: list[tuple[str, Query]], bo
         if body.echo:
             yield chunk(index, prompt)
         async for piece in with_pings(stream, ping_interval):
-            yield SSE_PING if piece is None else chunk(index, piece, extra={"solver": stream.solver})
+            if piece is None:
+                yield SSE_PING
+            else:
+                extra = {"solver": stream.solver}
+                yield b"".join(chunk(index, word, extra=extra) for word in split_pieces(piece))
         completion_tokens += stream.tokens
         yield chunk(index, "", stream.finish_reason, extra=_metadata(stream))
     if body.include_usage:

@@ -58,20 +58,31 @@ class ClientGone(Exception):
     """The client closed the connection before its answer was ready."""
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client disconnects first (Starlette only does that for streams)."""
+async def unless_disconnected(request: Request, work: Awaitable[T], grace: float = 0.05) -> T:
+    """Await `work`, cancelling it if the client disconnects first (Starlette only does that for streams).
+
+    Most answers take less than `grace` seconds; only slower ones pay for a task watching the connection.
+    """
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher: asyncio.Task[None] | None = None
+
+    def watch() -> None:
+        nonlocal watcher
+        if not task.done():
+            watcher = asyncio.ensure_future(_disconnected(request))
+            watcher.add_done_callback(lambda _: task.cancel())
+
+    handle = asyncio.get_running_loop().call_later(grace, watch)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await task
+    except asyncio.CancelledError:
+        if watcher is not None and watcher.done() and not watcher.cancelled():
+            raise ClientGone from None
+        raise
     finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        raise ClientGone
-    return task.result()
+        handle.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _disconnected(request: Request) -> None:

@@ -16,7 +16,6 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.query import Answer, Query, Source
-from persona_server.text import split_pieces
 
 if TYPE_CHECKING:
     import httpx
@@ -112,7 +111,7 @@ class Solver:
         raise NotImplementedError(f"{type(self).__name__} implements neither answer() nor stream()")
 
     async def stream(self, query: Query) -> AsyncIterator[Piece]:
-        """Answer piece by piece. By default the whole answer, sent at once in word-sized pieces."""
+        """Answer piece by piece. By default the whole answer as one piece (streaming replies split it in words)."""
         result = await self.answer(query)
         if result is None:
             return
@@ -122,8 +121,7 @@ class Solver:
             text = result.text
         else:
             text = result
-        for piece in split_pieces(text):
-            yield piece
+        yield text
 
 
 class BlockingSolver(Solver):
