@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from persona_server import secrets
 from persona_server.query import Query, Source
-from persona_server.solvers.base import Piece
+from persona_server.solvers.base import Piece, whole_answer_pieces
 from persona_server.text import TextLimiter
 
 if TYPE_CHECKING:
@@ -95,10 +95,11 @@ class AnswerStream:
                 if solver is None or slot.state in ("error", "disabled"):
                     continue
                 query = self._query if solver.chat else question_query
-                task = early.pop(index, None)
-                if task is not None:
+                if not solver.streams or index in early:
+                    # A whole answer: the speculative result, or asked for now.
                     try:
-                        pieces = await task
+                        task = early.pop(index, None)
+                        pieces = await task if task is not None else await self._collect(slot, query)
                     except Exception as exc:
                         self._skip(slot, exc)
                         continue
@@ -161,19 +162,22 @@ class AnswerStream:
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def _collect(self, slot: SolverSlot, query: Query) -> list[Piece]:
-        """A whole speculative turn: every piece, or [] when the solver has nothing."""
-        assert slot.solver is not None
+        """A whole turn at once (speculative, or a solver that does not stream): its pieces, or [] for none."""
+        solver = slot.solver
+        assert solver is not None
         await _wait_loaded(slot)
-        pieces: list[Piece] = []
-        async with asyncio.timeout(slot.solver.timeout):
-            async for piece in slot.solver.stream(query):
-                pieces.append(piece)
-        text = "".join(p for p in pieces if isinstance(p, str))
-        if not text.strip():
+        async with asyncio.timeout(solver.timeout):
+            if solver.streams:
+                pieces: list[Piece] = [piece async for piece in solver.stream(query)]
+            else:
+                pieces = whole_answer_pieces(await solver.answer(query))
+        # Same rule as the streamed path: blanks are no answer, and leading blanks are dropped.
+        first = next((i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip()), None)
+        if first is None:
             return []
-        # Same leading-blank rule as the streamed path.
-        first = next(i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip())
-        return [p for p in pieces[:first] if isinstance(p, Source)] + [pieces[first].lstrip(), *pieces[first + 1:]]  # type: ignore[union-attr]
+        lead = pieces[first]
+        assert isinstance(lead, str)
+        return [p for p in pieces[:first] if isinstance(p, Source)] + [lead.lstrip(), *pieces[first + 1:]]
 
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name

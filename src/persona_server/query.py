@@ -6,7 +6,6 @@ answers it with a stream of text pieces plus metadata (which solver answered, so
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
@@ -97,7 +96,12 @@ class Query:
 
     def for_question_solver(self) -> Query:
         """A copy holding only the last user message, for solvers that are not chat-capable."""
-        return dataclasses.replace(self, messages=[Message("user", self.question)], origin=self)
+        # Spelled out rather than dataclasses.replace: this runs for every request.
+        return Query(
+            messages=[Message("user", self.question)], lang=self.lang, units=self.units,
+            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop,
+            user=self.user, persona=self.persona, conversation=self.conversation, origin=self,
+        )
 
     @classmethod
     def from_text(cls, text: str, **kwargs: object) -> Query:

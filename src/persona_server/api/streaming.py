@@ -61,22 +61,28 @@ class ClientGone(Exception):
 async def unless_disconnected(request: Request, work: Awaitable[T], grace: float = 0.05) -> T:
     """Await `work`, cancelling it if the client disconnects first (Starlette only does that for streams).
 
-    Most answers take less than `grace` seconds; only slower ones pay for a task watching the connection.
+    Most answers take less than `grace` seconds; only slower ones pay for a task watching the connection, which
+    cancels this task when the client goes away.
     """
-    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    assert current is not None
     watcher: asyncio.Task[None] | None = None
+
+    def on_disconnect(task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            current.cancel()
 
     def watch() -> None:
         nonlocal watcher
-        if not task.done():
-            watcher = asyncio.ensure_future(_disconnected(request))
-            watcher.add_done_callback(lambda _: task.cancel())
+        watcher = asyncio.ensure_future(_disconnected(request))
+        watcher.add_done_callback(on_disconnect)
 
     handle = asyncio.get_running_loop().call_later(grace, watch)
     try:
-        return await task
+        return await work
     except asyncio.CancelledError:
         if watcher is not None and watcher.done() and not watcher.cancelled():
+            current.uncancel()
             raise ClientGone from None
         raise
     finally:

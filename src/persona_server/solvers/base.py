@@ -28,6 +28,15 @@ Piece = str | Source
 """What a solver's stream yields: text, or the source of the text."""
 
 
+def whole_answer_pieces(result: str | Answer | None) -> list[Piece]:
+    """A whole answer as stream pieces: its sources, then its text."""
+    if result is None:
+        return []
+    if isinstance(result, Answer):
+        return [*result.sources, result.text]
+    return [result]
+
+
 class SolverOptions(BaseModel):
     """Keys every solver block accepts. Solvers subclass this with their own keys.
 
@@ -112,16 +121,13 @@ class Solver:
 
     async def stream(self, query: Query) -> AsyncIterator[Piece]:
         """Answer piece by piece. By default the whole answer as one piece (streaming replies split it in words)."""
-        result = await self.answer(query)
-        if result is None:
-            return
-        if isinstance(result, Answer):
-            for source in result.sources:
-                yield source
-            text = result.text
-        else:
-            text = result
-        yield text
+        for piece in whole_answer_pieces(await self.answer(query)):
+            yield piece
+
+    @property
+    def streams(self) -> bool:
+        """Whether this solver produces its answer incrementally (overrides `stream`)."""
+        return type(self).stream is not Solver.stream
 
 
 class BlockingSolver(Solver):
