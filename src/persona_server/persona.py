@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from persona_server import secrets
 from persona_server.chain import AnswerStream, run_chain
+from persona_server.memory import ConversationMemory, MemorySettings, parse_memory_setting
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
@@ -29,11 +30,16 @@ from persona_server.solvers.base import Solver, SolverContext
 log = logging.getLogger(__name__)
 
 DEFAULT_PERSONA_NAME = "default"
-# The built-in persona served when none is given: offline, no download, always answers.
-DEFAULT_SOLVERS: list[str] = ["ovos-solver-failure-plugin"]
+# The built-in persona served when none is given: offline, no download, always answers. A dictionary first (it
+# only answers dictionary questions), then chit-chat (which leaves factual questions alone), then an apology.
+DEFAULT_SOLVERS: list[str] = [
+    "ovos-solver-wordnet-plugin",
+    "ovos-solver-rivescript-plugin",
+    "ovos-solver-failure-plugin",
+]
 
 # Persona-level settings that are not solver blocks.
-PERSONA_SETTINGS = ("speculative",)
+PERSONA_SETTINGS = ("speculative", "memory")
 
 
 class PersonaError(Exception):
@@ -54,6 +60,8 @@ class PersonaSpec:
     blocks: dict[str, Any] = field(default_factory=dict)
     speculative: bool = True
     source: str = "<built-in>"
+    # Per-conversation memory for question solvers (see persona_server.memory); None = off.
+    memory: MemorySettings | None = None
 
     def block(self, solver_name: str) -> Any:
         """The config block for a solver, found under its written name, canonical name or any alias."""
@@ -83,6 +91,10 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
     speculative = data.get("speculative", True)
     if not isinstance(speculative, bool):
         raise PersonaError(source, "'speculative' must be true or false")
+    try:
+        memory = parse_memory_setting(data.get("memory"))
+    except ValueError as exc:
+        raise PersonaError(source, str(exc)) from None
     blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS)}
     secrets.register_config(blocks)
     return PersonaSpec(
@@ -91,6 +103,7 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
         blocks=blocks,
         speculative=speculative,
         source=source,
+        memory=memory,
     )
 
 
@@ -110,7 +123,9 @@ def load_persona_file(path: str | Path) -> PersonaSpec:
 
 
 def default_persona_spec() -> PersonaSpec:
-    return PersonaSpec(name=DEFAULT_PERSONA_NAME, solvers=list(DEFAULT_SOLVERS))
+    # The chit-chat brain introduces itself by this name rather than by the model id "default".
+    blocks = {"ovos-solver-rivescript-plugin": {"name": "Persona"}}
+    return PersonaSpec(name=DEFAULT_PERSONA_NAME, solvers=list(DEFAULT_SOLVERS), blocks=blocks)
 
 
 def _json_type(value: Any) -> str:
@@ -166,6 +181,7 @@ class Persona:
         self._limiter = thread_limiter
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
+        self.memory = ConversationMemory(spec.memory) if spec.memory else None
 
     # -- building -----------------------------------------------------------------------------------------
 
@@ -247,6 +263,8 @@ class Persona:
 
     def stream(self, query: Query) -> AnswerStream:
         query.persona = self.name
+        if self.memory is not None:
+            return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name)
         return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name)
 
     async def answer(self, query: Query) -> Answer:

@@ -91,9 +91,10 @@ def test_health_and_status(server: ServerProcess) -> None:
     assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
     status = httpx.get(server.base_url + "/status").json()
     assert status["persona"] == "default"
-    assert status["solvers"] == ["ovos-solver-failure-plugin"]
+    chain = ["ovos-solver-wordnet-plugin", "ovos-solver-rivescript-plugin", "ovos-solver-failure-plugin"]
+    assert status["solvers"] == chain
     assert status["models"] == ["default"]
-    assert status["personas"][0]["solvers"] == [{"name": "ovos-solver-failure-plugin", "state": "ready"}]
+    assert status["personas"][0]["solvers"] == [{"name": name, "state": "ready"} for name in chain]
 
 
 def test_api_key(start_server: Callable[..., ServerProcess]) -> None:
