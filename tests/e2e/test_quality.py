@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-
 from tests.conftest import ServerProcess, start_server_process
 
-WORDNET, RIVESCRIPT, FAILURE = "ovos-solver-wordnet-plugin", "ovos-solver-rivescript-plugin", "ovos-solver-failure-plugin"
+WORDNET = "ovos-solver-wordnet-plugin"
+RIVESCRIPT = "ovos-solver-rivescript-plugin"
+FAILURE = "ovos-solver-failure-plugin"
 
 # (question, solver expected to answer, pattern the answer must match or None)
 QUESTIONS: list[tuple[str, str, str | None]] = [
