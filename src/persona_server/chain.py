@@ -189,12 +189,16 @@ class AnswerStream:
         log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
 
 
+# How long a request that arrives during start-up waits for a solver's data, at least: loading is not slowness.
+LOAD_WAIT = 60.0
+
+
 async def _wait_loaded(slot: SolverSlot) -> None:
-    """Wait for a solver still loading its data (first request after start-up), within its timeout."""
+    """Wait for a solver still loading its data (a request right after start-up)."""
     assert slot.solver is not None
     if slot.state == "loading":
         try:
-            async with asyncio.timeout(slot.solver.timeout):
+            async with asyncio.timeout(max(slot.solver.timeout, LOAD_WAIT)):
                 await slot.loaded.wait()
         except TimeoutError:
             raise SolverSkipped("still loading") from None
