@@ -1,0 +1,315 @@
+"""`ovos-solver-openai-plugin`: any OpenAI-compatible chat endpoint (OpenAI, Ollama, llama.cpp, vLLM, ...).
+
+Config keys are those of the OpenVoiceOS plugin: `api_url` (base URL such as "https://api.openai.com/v1" or
+"http://127.0.0.1:11434/v1"; a URL that already ends in "/chat/completions" is used as is), `key`, `model`,
+`system_prompt` (the legacy `persona` and `initial_prompt` are used when it is absent), `max_tokens`,
+`temperature`, `top_p`, plus `timeout` (seconds the upstream may stay silent before the chain moves on).
+
+System prompts: the persona's `system_prompt` comes first, then the client's system (and developer)
+messages in their order, then the grounding block of `context_solvers`, joined into ONE system message at the
+start of the conversation. One, because many chat templates (Mistral, Gemma and others served by llama.cpp or
+Ollama) reject or drop a second system message; the persona's prompt leads so it sets who is speaking, and the
+client's instructions, read after it, can refine it. User and assistant turns follow unchanged.
+
+A request's `max_tokens`, `temperature`, `top_p` and `stop` override the config's. Deltas are passed on exactly
+as the upstream sends them: nothing is held back until a sentence ends, nothing is dropped at the end. Any
+upstream trouble (an HTTP error status, a malformed stream, no connection, silence past `timeout`, an empty
+answer) raises or yields nothing, so the chain moves on to the next solver. The key travels only in the
+Authorization header and never appears in an error or a log line.
+
+Grounding: `context_solvers: [names]` runs those solvers for the question, all at once, before the LLM is asked,
+and puts their answers into the system message with an instruction to rely on them; their sources become the
+answer's sources. Tools: `tool_solvers: [names]` (or `tools: true`, which offers the `context_solvers` as tools
+instead of running them up front) gives an upstream that supports OpenAI tools one function per solver
+(`search_wikipedia(query)`, ...); its tool calls are answered by those solvers, for at most `max_tool_rounds`
+rounds, after which the model must answer without tools. An upstream that refuses tools (HTTP 400 to a request
+carrying them) is asked again without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import Field
+
+from persona_server import secrets
+from persona_server.query import Query, Source
+from persona_server.solvers import grounding
+from persona_server.solvers.base import Piece, Solver, SolverContext, SolverOptions
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIOptions(SolverOptions):
+    api_url: str = Field(default="https://api.openai.com/v1", description="base URL of the OpenAI-compatible API")
+    key: str | None = Field(default=None, description="API key, sent as a Bearer token")
+    model: str = "gpt-4o-mini"
+    system_prompt: str | None = None
+    persona: str | None = Field(default=None, description="legacy name of system_prompt")
+    initial_prompt: str | None = Field(default=None, description="legacy name of system_prompt")
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    context_solvers: list[grounding.SolverRef] = Field(default_factory=list)
+    tool_solvers: list[grounding.SolverRef] = Field(default_factory=list)
+    tools: bool = Field(default=False, description="offer the context_solvers as tools instead of running them")
+    max_tool_rounds: int = Field(default=3, ge=1, le=10)
+    connect_timeout: float = Field(default=5.0, gt=0)
+
+
+class UpstreamError(Exception):
+    """The upstream could not give an answer; the message is safe to log (no key, no request body)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class Turn:
+    """What one upstream round produced besides the streamed text."""
+
+    text: list[str] = field(default_factory=list)
+    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+
+
+class OpenAISolver(Solver):
+    name = "ovos-solver-openai-plugin"
+    aliases = ("ovos-solver-openai-persona-plugin", "openai")
+    description = "Answers with any OpenAI-compatible chat model, optionally grounded on other solvers."
+    chat = True
+    speculative = False  # every call costs money or GPU time
+    default_timeout = 30.0
+    Options = OpenAIOptions
+    options: OpenAIOptions
+
+    def __init__(self, options: SolverOptions, context: SolverContext) -> None:
+        super().__init__(options, context)
+        if self.options.key:
+            # Also when built outside a persona file (tests, mixtures built in code).
+            secrets.register(self.options.key)
+        self._context_helpers: list[grounding.Helper] = []
+        self._tools: dict[str, grounding.Helper] = {}
+        base = self.options.api_url.strip().rstrip("/")
+        self._url = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+
+    @property
+    def system_prompt(self) -> str | None:
+        o = self.options
+        return o.system_prompt if o.system_prompt is not None else (o.persona or o.initial_prompt)
+
+    @property
+    def upstream_timeout(self) -> float:
+        """Longest silence tolerated from the upstream (connect excluded)."""
+        return self.options.timeout if self.options.timeout is not None else self.default_timeout
+
+    @property
+    def timeout(self) -> float:
+        # The chain waits this long for the first piece, which may come after the look-ups and tool rounds.
+        budget = self.upstream_timeout + grounding.helpers_budget(self._context_helpers)
+        if self._tools:
+            tools_budget = grounding.helpers_budget(list(self._tools.values()))
+            budget += self.options.max_tool_rounds * (self.upstream_timeout + tools_budget)
+        return budget
+
+    async def load(self) -> None:
+        o = self.options
+        offer_context_as_tools = o.tools and not o.tool_solvers
+        context_refs = [] if offer_context_as_tools else o.context_solvers
+        tool_refs = o.tool_solvers or (o.context_solvers if offer_context_as_tools else [])
+        self._context_helpers, tool_helpers = await asyncio.gather(
+            grounding.load_helpers(context_refs, self.context, owner=self.name),
+            grounding.load_helpers(tool_refs, self.context, owner=self.name),
+        )
+        self._tools = grounding.tool_table(tool_helpers)
+
+    async def close(self) -> None:
+        for helper in [*self._context_helpers, *self._tools.values()]:
+            await helper.solver.close()
+
+    # -- answering ----------------------------------------------------------------------------------------
+
+    async def stream(self, query: Query) -> AsyncIterator[Piece]:
+        extra, sources = await grounding.ground(self._context_helpers, query)
+        for source in sources:
+            yield source
+        messages = grounding.chat_messages(query, self.system_prompt, extra)
+        tools = dict(self._tools)
+        rounds = 0
+        while True:
+            offer = bool(tools) and rounds < self.options.max_tool_rounds
+            body = self._body(query, messages, tools if offer else None)
+            turn = Turn()
+            try:
+                async for text in self._request(body, turn):
+                    yield text
+            except UpstreamError as exc:
+                if offer and exc.status == 400 and not turn.text:
+                    log.info("persona %r: the upstream refused tools (%s); asking without them",
+                             self.context.persona, exc)
+                    tools = {}
+                    continue
+                raise
+            if not (offer and turn.tool_calls):
+                return
+            rounds += 1
+            calls = [turn.tool_calls[i] for i in sorted(turn.tool_calls)]
+            for index, call in enumerate(calls):
+                call.id = call.id or f"call_{rounds}_{index}"
+            messages.append({
+                "role": "assistant",
+                "content": "".join(turn.text) or None,
+                "tool_calls": [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in calls
+                ],
+            })
+            results = await asyncio.gather(*(self._run_tool(call, tools, query) for call in calls))
+            for call, (text, found) in zip(calls, results, strict=True):
+                for source in found:
+                    yield source
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+    def _body(self, query: Query, messages: list[dict[str, Any]],
+              tools: dict[str, grounding.Helper] | None) -> dict[str, Any]:
+        o = self.options
+        body: dict[str, Any] = {"model": o.model, "messages": messages, "stream": True}
+        # The request's own preferences win over the persona's defaults.
+        for key, value in (
+            ("max_tokens", query.max_tokens if query.max_tokens is not None else o.max_tokens),
+            ("temperature", query.temperature if query.temperature is not None else o.temperature),
+            ("top_p", query.top_p if query.top_p is not None else o.top_p),
+            ("stop", query.stop or None),
+        ):
+            if value is not None:
+                body[key] = value
+        if tools:
+            body["tools"] = [grounding.tool_spec(name, helper) for name, helper in tools.items()]
+        return body
+
+    async def _run_tool(self, call: ToolCall, tools: dict[str, grounding.Helper],
+                        query: Query) -> tuple[str, list[Source]]:
+        helper = tools.get(call.name)
+        if helper is None:
+            return f"Error: there is no function named {call.name!r}.", []
+        result = await grounding.ask(helper, grounding.tool_query(call.arguments, query))
+        if result is None:
+            return "No answer found.", []
+        return result.text, result.sources
+
+    # -- one upstream request -----------------------------------------------------------------------------
+
+    async def _request(self, body: dict[str, Any], turn: Turn) -> AsyncIterator[str]:
+        """POST one chat request and yield the answer's text deltas as they arrive; tool calls go to `turn`."""
+        headers = {"Accept": "text/event-stream"}
+        if self.options.key:
+            headers["Authorization"] = f"Bearer {self.options.key}"
+        timeout = httpx.Timeout(self.upstream_timeout, connect=min(self.options.connect_timeout,
+                                                                   self.upstream_timeout))
+        try:
+            async with self.context.http.stream(
+                "POST", self._url, content=orjson.dumps(body), headers={**headers, "Content-Type":
+                                                                      "application/json"}, timeout=timeout,
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise UpstreamError(self._status_message(response), status=response.status_code)
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # An upstream that ignores `stream` answers with one JSON object.
+                    await response.aread()
+                    text = self._whole(response.content, turn)
+                    if text:
+                        turn.text.append(text)
+                        yield text
+                    return
+                async for data in _sse_events(response):
+                    if data == "[DONE]":
+                        return
+                    text = self._delta(data, turn)
+                    if text:
+                        turn.text.append(text)
+                        yield text
+        except httpx.TimeoutException:
+            raise UpstreamError(f"the upstream sent nothing for {self.upstream_timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"cannot reach the upstream: {type(exc).__name__}") from None
+
+    def _status_message(self, response: httpx.Response) -> str:
+        detail = ""
+        try:
+            payload = orjson.loads(response.content)
+            error = payload.get("error", payload) if isinstance(payload, dict) else payload
+            detail = error.get("message", "") if isinstance(error, dict) else str(error)
+        except (orjson.JSONDecodeError, AttributeError):
+            detail = response.text
+        return self._safe(f"the upstream answered HTTP {response.status_code}: {str(detail)[:200]}")
+
+    def _safe(self, text: str) -> str:
+        """Upstreams echo keys back in their errors ("Incorrect API key provided: sk-..."): mask them."""
+        if self.options.key:
+            text = text.replace(self.options.key, "***")
+        return secrets.redact(text)
+
+    def _delta(self, data: str, turn: Turn) -> str:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("the upstream sent a malformed event (not JSON)") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError("the upstream sent a malformed event")
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message", "") if isinstance(error, dict) else str(error)
+            raise UpstreamError(self._safe(f"the upstream reported an error: {message[:200]}"))
+        choices = chunk.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            return ""  # usage chunks, keep-alives
+        delta = choices[0].get("delta") or {}
+        for call in delta.get("tool_calls") or []:
+            slot = turn.tool_calls.setdefault(call.get("index", len(turn.tool_calls)), ToolCall())
+            function = call.get("function") or {}
+            slot.id = call.get("id") or slot.id
+            slot.name += function.get("name") or ""
+            slot.arguments += function.get("arguments") or ""
+        content = delta.get("content")
+        return content if isinstance(content, str) else ""
+
+    def _whole(self, raw: bytes, turn: Turn) -> str:
+        try:
+            payload = orjson.loads(raw)
+            message = payload["choices"][0]["message"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise UpstreamError("the upstream sent a malformed answer") from None
+        for index, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function") or {}
+            turn.tool_calls[index] = ToolCall(call.get("id", ""), function.get("name", ""),
+                                              function.get("arguments", "") or "")
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[str]:
+    """The payload of each `data:` line, as soon as the line is complete.
+
+    Chat-completion streams put one JSON object on each data line; taking each line as an event (rather than
+    waiting for the blank line that ends an SSE event) also copes with servers that leave the blank lines out.
+    """
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, `: ping` comments, `event:` names
+        payload = line[5:].strip()
+        if payload:
+            yield payload

@@ -1,0 +1,188 @@
+"""A scripted OpenAI-compatible chat upstream on 127.0.0.1, for testing the LLM solvers without a model.
+
+Each request to `/v1/chat/completions` is answered by the next `Reply` scripted for its `model` (or for any
+model), else by `default`. A reply streams its tokens with a controllable delay, or fails in a chosen way (an
+HTTP status, malformed JSON, a hang, an empty answer), or asks for tool calls. Every request is recorded (body,
+headers, arrival time) together with the moment each token was written, so tests can compare the upstream's
+timing with what a client received.
+
+    with Upstream() as upstream:
+        upstream.script(Reply(tokens=["Hel", "lo"], delay=0.05))
+        ...  # point a solver at upstream.base_url
+        upstream.requests[0].body["messages"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+ANY = "*"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    tokens: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds between tokens
+    first_delay: float = 0.0  # seconds before the first token
+    status: int = 200
+    error: str = "upstream exploded"
+    hang: bool = False  # accept the request, then send nothing at all
+    hang_after: int | None = None  # stream this many tokens, then go silent
+    bad_json: bool = False  # a data line that is not JSON
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON arguments)
+    stream: bool | None = None  # None: as the request asks; False: one JSON body even to a streaming request
+    blank_lines: bool = True  # False: leave out the blank line between SSE events
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    received: float  # time.monotonic()
+    token_times: list[float] = field(default_factory=list)  # when each token was written
+    finished: float | None = None
+    disconnected: bool = False  # the client went away before the end
+
+
+class Upstream:
+    """The scripted server, run by uvicorn in a background thread of the test process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.default = Reply(tokens=["I", " am", " the", " default", " upstream", "."])
+        self.requests: list[Recorded] = []
+        self._scripts: dict[str, collections.deque[Reply]] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+        app = Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+        ])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="upstream", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Reply, model: str = ANY) -> None:
+        with self._lock:
+            self._scripts[model].extend(replies)
+
+    def _next(self, model: str) -> Reply:
+        with self._lock:
+            for key in (model, ANY):
+                if self._scripts[key]:
+                    return self._scripts[key].popleft()
+        return self.default
+
+    def __enter__(self) -> Upstream:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the scripted upstream did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    # -- handlers -----------------------------------------------------------------------------------------
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+    async def _chat(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        record = Recorded(request.url.path, body, dict(request.headers), time.monotonic())
+        self.requests.append(record)
+        reply = self._next(str(body.get("model", "")))
+        if reply.status >= 400:
+            return JSONResponse({"error": {"message": reply.error, "type": "server_error", "param": None,
+                                           "code": None}}, status_code=reply.status)
+        streaming = bool(body.get("stream")) if reply.stream is None else reply.stream
+        if not streaming:
+            if reply.hang:
+                await asyncio.sleep(3600)
+            record.token_times = [time.monotonic()] * len(reply.tokens)
+            record.finished = time.monotonic()
+            return JSONResponse(_whole(reply))
+        return StreamingResponse(self._events(reply, record), media_type="text/event-stream")
+
+    async def _events(self, reply: Reply, record: Recorded) -> AsyncIterator[bytes]:
+        try:
+            async for event in self._script_events(reply, record):
+                yield event
+        except (asyncio.CancelledError, GeneratorExit, OSError):
+            record.disconnected = True
+            raise
+
+    async def _script_events(self, reply: Reply, record: Recorded) -> AsyncIterator[bytes]:
+        end = b"\n\n" if reply.blank_lines else b"\n"
+        if reply.hang:
+            await asyncio.sleep(3600)
+        yield b"data: " + orjson.dumps(_chunk({"role": "assistant", "content": ""})) + end
+        if reply.first_delay:
+            await asyncio.sleep(reply.first_delay)
+        for index, token in enumerate(reply.tokens):
+            if reply.hang_after is not None and index >= reply.hang_after:
+                await asyncio.sleep(3600)
+            if index and reply.delay:
+                await asyncio.sleep(reply.delay)
+            record.token_times.append(time.monotonic())
+            yield b"data: " + orjson.dumps(_chunk({"content": token})) + end
+        if reply.bad_json:
+            yield b"data: {this is not json" + end
+        for index, (name, arguments) in enumerate(reply.tool_calls):
+            # Split like real servers do: id and name first, the arguments in two halves.
+            half = len(arguments) // 2
+            first = {"index": index, "id": f"call_{index}", "type": "function",
+                     "function": {"name": name, "arguments": arguments[:half]}}
+            yield b"data: " + orjson.dumps(_chunk({"tool_calls": [first]})) + end
+            rest = {"index": index, "function": {"arguments": arguments[half:]}}
+            yield b"data: " + orjson.dumps(_chunk({"tool_calls": [rest]})) + end
+        finish = "tool_calls" if reply.tool_calls else "stop"
+        yield b"data: " + orjson.dumps(_chunk({}, finish)) + end
+        record.finished = time.monotonic()
+        yield b"data: [DONE]" + end
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def _whole(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.tokens)}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+            for i, (name, arguments) in enumerate(reply.tool_calls)
+        ]
+    return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": "scripted",
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if reply.tool_calls else "stop"}]}
