@@ -179,6 +179,8 @@ class Persona:
         self.name = spec.name
         self._http = http
         self._limiter = thread_limiter
+        # One instance per solver name: the chain and the solvers that use others share it (and its cache).
+        self._instances: dict[str, Solver] = {}
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
         self.memory = ConversationMemory(spec.memory) if spec.memory else None
@@ -191,7 +193,12 @@ class Persona:
         )
 
     def build_solver(self, name: str) -> Solver:
-        """Build a solver configured from this persona's block for it. Raises on any problem."""
+        """The solver configured from this persona's block for `name`, built once. Raises on any problem."""
+        if name not in self._instances:
+            self._instances[name] = self._new_solver(name)
+        return self._instances[name]
+
+    def _new_solver(self, name: str) -> Solver:
         cls = registry.resolve(name)
         block = self.spec.block(name)
         if not isinstance(block, dict):
@@ -233,7 +240,7 @@ class Persona:
     async def _load(self, slot: SolverSlot) -> None:
         assert slot.solver is not None
         try:
-            await slot.solver.load()
+            await slot.solver.ensure_loaded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -252,12 +259,11 @@ class Persona:
     async def close(self) -> None:
         for task in self._load_tasks:
             task.cancel()
-        for slot in self.slots:
-            if slot.solver is not None:
-                try:
-                    await slot.solver.close()
-                except Exception:
-                    log.exception("closing solver %r", slot.name)
+        for name, solver in self._instances.items():
+            try:
+                await solver.close()
+            except Exception:
+                log.exception("closing solver %r", name)
 
     # -- answering ----------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ slow solver never stalls the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -111,6 +112,13 @@ class Solver:
 
     async def load(self) -> None:
         """Load heavy data. Runs in the background after start-up; the chain waits for it on first use."""
+
+    async def ensure_loaded(self) -> None:
+        """Run `load` once, however many users (the chain, solvers that use this one) ask for it."""
+        task: asyncio.Future[None] | None = getattr(self, "_load_task", None)
+        if task is None:
+            task = self._load_task = asyncio.ensure_future(self.load())
+        await asyncio.shield(task)
 
     async def close(self) -> None:
         """Release resources at shutdown."""

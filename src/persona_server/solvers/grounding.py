@@ -96,7 +96,7 @@ async def load_helpers(refs: Sequence[SolverRef], context: SolverContext, *, own
                 built.append(Helper(name, build(ref, context)))
             except Exception as exc:
                 _warn(context, owner, ref, f"cannot start: {exc}")
-        outcomes = await asyncio.gather(*(h.solver.load() for h in built), return_exceptions=True)
+        outcomes = await asyncio.gather(*(h.solver.ensure_loaded() for h in built), return_exceptions=True)
     finally:
         _loading.reset(token)
     helpers: list[Helper] = []
