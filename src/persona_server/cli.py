@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--personas", action="append", default=[], metavar="DIR",
                        help="serve every *.json persona in DIR (repeatable)")
     serve.add_argument("--default-persona", metavar="NAME", help="persona for requests naming no known model")
+    serve.add_argument("--no-watch", dest="watch", action="store_false",
+                       help="do not reload --personas directories when their files change")
     serve.add_argument("--host", default=os.environ.get("PERSONA_SERVER_HOST", "127.0.0.1"),
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PERSONA_SERVER_PORT", DEFAULT_PORT)),
@@ -115,6 +117,7 @@ def serve(args: argparse.Namespace) -> int:
         persona_files=list(args.persona),
         persona_dirs=list(args.personas),
         default_persona=args.default_persona,
+        watch=args.watch,
         api_key=args.api_key or None,
         strict_models=args.strict_models,
         lang=args.lang,
@@ -154,7 +157,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def build_catalog(settings: Settings) -> Catalog:
     specs = load_specs(settings.persona_files, settings.persona_dirs)
-    return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads)
+    return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads,
+                   watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True)
 
 
 def app_from_env():  # type: ignore[no-untyped-def]

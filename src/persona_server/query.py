@@ -49,6 +49,9 @@ class Query:
     conversation: str | None = None
     # The full query a trimmed copy for a question solver was made from: the copy keeps the original's identity.
     origin: Query | None = None
+    # Recent (question, answer) pairs of this conversation, oldest first, when the persona has `memory` on
+    # (see persona_server.memory): question solvers see only the last message, this is what came before.
+    memory: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def question(self) -> str:
@@ -100,7 +103,7 @@ class Query:
         return Query(
             messages=[Message("user", self.question)], lang=self.lang, units=self.units,
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop,
-            user=self.user, persona=self.persona, conversation=self.conversation, origin=self,
+            user=self.user, persona=self.persona, conversation=self.conversation, origin=self, memory=self.memory,
         )
 
     @classmethod

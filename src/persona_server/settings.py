@@ -16,6 +16,8 @@ class Settings:
     persona_files: list[str] = field(default_factory=list)
     persona_dirs: list[str] = field(default_factory=list)
     default_persona: str | None = None
+    # Reload `persona_dirs` when their files are added, changed or deleted.
+    watch: bool = True
     # With an API key every API route requires `Authorization: Bearer KEY`; without one, any key is accepted
     # (clients refuse to send a request with no key at all, so an open server must ignore it).
     api_key: str | None = None

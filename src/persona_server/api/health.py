@@ -31,6 +31,8 @@ async def status(request: Request) -> Response:
         "version": __version__,
         "default_persona": default.name,
         "personas": [persona.status() for persona in catalog],
+        # Persona files that could not be (re)loaded: [{"file", "problem"}].
+        "problems": catalog.problems,
     })
 
 
@@ -40,7 +42,8 @@ async def index(request: Request) -> Response:
         "name": "persona-server",
         "version": __version__,
         "models": [persona.name for persona in catalog],
-        "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/status"],
+        "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/api/chat",
+                      "/api/generate", "/api/tags", "/health", "/status"],
     })
 
 

@@ -1,0 +1,213 @@
+"""Per-conversation memory for solvers that see only the last message.
+
+A persona turns it on with `"memory": N` (remember the last N question/answer pairs of each conversation), or
+`"memory": {"turns": N, "ttl": SECONDS, "conversations": MAX}` for the bounds too.
+
+The rule, in order:
+
+1. A request whose history already holds question/answer pairs (clients that resend the whole chat, as OpenAI
+   and Ollama clients do) keeps its own history: `query.memory` is set to its last N pairs, so question solvers
+   see them too, and nothing is recalled from the server.
+2. Otherwise the request gets the pairs remembered for its conversation: `query.memory` for question solvers,
+   and, for chat-capable solvers, the pairs as user/assistant messages before the new question (after any
+   system messages).
+3. Every answer (non-blank, streamed to its end) is remembered for its conversation.
+
+Only conversations with an explicit identity are remembered: the OpenAI/Responses `user` field (also accepted
+as an extension by the Ollama routes), or an explicit session (`Query.conversation`, e.g. the CLI's). An
+anonymous single-message request is never stored or recalled: its only identity would be its own text, and two
+strangers who both open with "hello" must not see each other's answers. The key is `(persona,
+Query.conversation_id)`, and each persona keeps its own store, so nothing crosses users or personas.
+
+The store is bounded: least recently used conversations are dropped beyond `conversations`, and a conversation
+untouched for `ttl` seconds is forgotten. It lives in the server process; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from persona_server.chain import AnswerStream, run_chain
+from persona_server.query import Message, Query
+
+if TYPE_CHECKING:
+    from persona_server.persona import SolverSlot
+
+Pair = tuple[str, str]
+
+DEFAULT_TTL = 3600.0
+DEFAULT_CONVERSATIONS = 10_000
+_SYSTEM_ROLES = ("system", "developer")
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySettings:
+    turns: int
+    ttl: float = DEFAULT_TTL
+    conversations: int = DEFAULT_CONVERSATIONS
+
+
+def parse_memory_setting(value: Any) -> MemorySettings | None:
+    """The persona-level `memory` value: a number of pairs (0 = off) or an object. Raises ValueError."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("'memory' must be 0 or more question/answer pairs")
+        return MemorySettings(turns=value) if value else None
+    if isinstance(value, dict):
+        unknown = set(value) - {"turns", "ttl", "conversations"}
+        if unknown:
+            raise ValueError(f"'memory' has unknown keys: {', '.join(sorted(unknown))}")
+        turns = value.get("turns", 5)
+        ttl = value.get("ttl", DEFAULT_TTL)
+        conversations = value.get("conversations", DEFAULT_CONVERSATIONS)
+        if not _is_int(turns) or turns < 0:
+            raise ValueError("'memory.turns' must be 0 or more question/answer pairs")
+        if not _is_number(ttl) or ttl <= 0:
+            raise ValueError("'memory.ttl' must be a number of seconds above 0")
+        if not _is_int(conversations) or conversations < 1:
+            raise ValueError("'memory.conversations' must be 1 or more")
+        return MemorySettings(turns=turns, ttl=float(ttl), conversations=conversations) if turns else None
+    raise ValueError("'memory' must be a number of question/answer pairs or an object {turns, ttl, conversations}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def history_pairs(messages: Sequence[Message]) -> list[Pair]:
+    """The (question, answer) pairs of a history: each user message with the assistant message that follows it."""
+    pairs: list[Pair] = []
+    question: str | None = None
+    for message in messages:
+        if message.role == "user":
+            question = message.content
+        elif message.role == "assistant" and question is not None:
+            pairs.append((question, message.content))
+            question = None
+    return pairs
+
+
+@dataclass(slots=True)
+class _Conversation:
+    pairs: deque[Pair]
+    used: float
+
+
+class ConversationMemory:
+    """The recent question/answer pairs of each conversation with one persona (LRU + TTL bounded)."""
+
+    def __init__(self, settings: MemorySettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def recall(self, key: str) -> list[Pair]:
+        self._expire()
+        conversation = self._conversations.get(key)
+        if conversation is None:
+            return []
+        conversation.used = self._clock()
+        self._conversations.move_to_end(key)
+        return list(conversation.pairs)
+
+    def remember(self, key: str, question: str, answer: str) -> None:
+        self._expire()
+        conversation = self._conversations.get(key)
+        if conversation is None:
+            conversation = _Conversation(deque(maxlen=self.settings.turns), self._clock())
+            self._conversations[key] = conversation
+        conversation.pairs.append((question, answer))
+        conversation.used = self._clock()
+        self._conversations.move_to_end(key)
+        while len(self._conversations) > self.settings.conversations:
+            self._conversations.popitem(last=False)
+
+    def adopt(self, other: ConversationMemory) -> None:
+        """Carry the conversations of a persona's previous version over (a reloaded persona file)."""
+        for key, conversation in other._conversations.items():
+            pairs = deque(conversation.pairs, maxlen=self.settings.turns)
+            self._conversations[key] = _Conversation(pairs, conversation.used)
+        while len(self._conversations) > self.settings.conversations:
+            self._conversations.popitem(last=False)
+
+    def _expire(self) -> None:
+        # Ordered by last use, so the expired ones are at the front.
+        deadline = self._clock() - self.settings.ttl
+        while self._conversations:
+            key, conversation = next(iter(self._conversations.items()))
+            if conversation.used > deadline:
+                break
+            del self._conversations[key]
+
+    # -- answering with memory ------------------------------------------------------------------------------
+
+    @staticmethod
+    def key(query: Query) -> str | None:
+        """The conversation's memory key, or None for an anonymous request (never remembered)."""
+        if query.conversation or query.user:
+            return f"{query.persona}\0{query.conversation_id}"
+        return None
+
+    def prepare(self, query: Query) -> Query:
+        """The query with this conversation's memory applied (see the module docstring for the rule)."""
+        history = query.history
+        own = history_pairs(history)
+        if own:
+            return dataclasses.replace(query, memory=own[-self.settings.turns:])
+        key = self.key(query)
+        remembered = self.recall(key) if key else []
+        if not remembered:
+            return query
+        system = [m for m in history if m.role in _SYSTEM_ROLES]
+        rest = [m for m in history if m.role not in _SYSTEM_ROLES]
+        recalled = [msg for q, a in remembered for msg in (Message("user", q), Message("assistant", a))]
+        messages = [*system, *recalled, *rest, *query.messages[len(history):]]
+        return dataclasses.replace(query, messages=messages, memory=remembered)
+
+    def run(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> AnswerStream:
+        """Run the chain with memory: the answer is remembered once it has been streamed to its end."""
+        key = self.key(query)
+        prepared = self.prepare(query)
+        if key is None:
+            return run_chain(slots, prepared, speculative=speculative, persona=persona)
+        question = query.question
+
+        def remember(answer: str) -> None:
+            if question.strip() and answer.strip():
+                self.remember(key, question, answer)
+
+        return RememberingStream(slots, prepared, speculative=speculative, persona=persona, on_answer=remember)
+
+
+class RememberingStream(AnswerStream):
+    """An AnswerStream that hands its whole text to `on_answer` when it ends normally (not when closed early)."""
+
+    def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
+                 on_answer: Callable[[str], None]) -> None:
+        self._on_answer = on_answer
+        super().__init__(slots, query, speculative=speculative, persona=persona)
+
+    async def _limited(self) -> AsyncIterator[str]:
+        inner = super()._limited()
+        parts: list[str] = []
+        try:
+            async for piece in inner:
+                parts.append(piece)
+                yield piece
+        finally:
+            await inner.aclose()
+        self._on_answer("".join(parts))
