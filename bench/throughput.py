@@ -36,9 +36,10 @@ wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"errors\\": %%d, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f}\\n",
-    summary.requests, summary.duration / 1e6,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout,
+  local e = summary.errors
+  io.write(string.format(
+    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"errors\\": %%d, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f}\\n",
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.status + e.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
@@ -145,9 +146,9 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for name, start in (("baseline", lambda p: start_baseline(p)), ("persona-server", lambda p: start_ours(p, workdir))):
+        for name in ("baseline", "persona-server"):
             port = free_port()
-            process = start(port)
+            process = start_baseline(port) if name == "baseline" else start_ours(port, workdir)
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             try:
                 wait_ready(url, process)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import EXAMPLES
 
 from persona_server import secrets
 from persona_server.persona import Persona, PersonaError, load_persona_file, parse_persona
 from persona_server.query import Query
+from tests.conftest import EXAMPLES
 
 
 def make_persona(data: dict) -> Persona:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
 from tests.conftest import ServerProcess
 
 Start = Callable[..., ServerProcess]

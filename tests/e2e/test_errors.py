@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import ServerProcess, start_server_process
 
 CHAT = "/v1/chat/completions"

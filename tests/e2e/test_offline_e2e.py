@@ -8,9 +8,9 @@ from pathlib import Path
 
 import openai
 import pytest
-from tests.conftest import ServerProcess, run_cli, start_server_process
 
 from persona_server.solvers.failure import dialogs
+from tests.conftest import ServerProcess, run_cli, start_server_process
 
 WORDNET = "ovos-solver-wordnet-plugin"
 AIML = "ovos-solver-aiml-plugin"

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from tests.conftest import ServerProcess, start_server_process
 
 from persona_server.solvers.failure import dialogs
+from tests.conftest import ServerProcess, start_server_process
 
 ENGLISH = set(dialogs("en"))
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+
 from tests.conftest import ServerProcess, start_server_process
 
 WORDNET = "ovos-solver-wordnet-plugin"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openai
 import pytest
+
 from tests.conftest import EXAMPLES, ServerProcess, run_cli, start_server_process
 
 RIVE = "ovos-solver-rivescript-plugin"

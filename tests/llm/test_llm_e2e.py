@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openai
 import pytest
+
 from tests.conftest import EXAMPLES, ServerProcess, run_cli, start_server_process
 
 from .upstream import Reply, Upstream

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.replay import ReplayServer
 
 from persona_server.persona import Persona, parse_persona
+from tests.replay import ReplayServer
 
 
 @pytest.fixture

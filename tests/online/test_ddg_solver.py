@@ -8,11 +8,11 @@ from datetime import date
 from typing import Any
 
 import pytest
-from tests.replay import ReplayServer, Reply
 
 from persona_server.persona import Persona
 from persona_server.query import Answer, Query, Source
 from persona_server.solvers.ddg import DuckDuckGoSolver
+from tests.replay import ReplayServer, Reply
 
 MakePersona = Callable[[dict[str, Any]], Awaitable[Persona]]
 DDG = "ovos-solver-ddg-plugin"

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from tests.conftest import EXAMPLES, ServerProcess, run_cli, start_server_process
-from tests.replay import ReplayServer, Reply
 
 from persona_server.solvers.wolfram import APPID_ENV
+from tests.conftest import EXAMPLES, ServerProcess, run_cli, start_server_process
+from tests.replay import ReplayServer, Reply
 
 APPID = "E2E99-TOPSECRETAPPID"
 DONT_KNOW = "That one is beyond me."

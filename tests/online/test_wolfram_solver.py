@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.replay import ReplayServer, Reply
 
 from persona_server.persona import Persona
 from persona_server.query import Answer, Query, Source
 from persona_server.solvers.wolfram import APPID_ENV, WolframAlphaSolver
+from tests.replay import ReplayServer, Reply
 
 MakePersona = Callable[[dict[str, Any]], Awaitable[Persona]]
 WOLFRAM = "ovos-solver-plugin-wolfram-alpha"

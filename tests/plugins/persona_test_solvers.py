@@ -49,7 +49,7 @@ class FixedSolver(Solver):
             await asyncio.sleep(self.options.delay)
         except asyncio.CancelledError:
             if self.options.marker:
-                Path(self.options.marker).write_text("cancelled")
+                Path(self.options.marker).write_text("cancelled")  # noqa: ASYNC240 - a tiny test marker
             raise
         if self.options.fail:
             raise RuntimeError("this solver fails on purpose")
@@ -78,5 +78,5 @@ class StreamSolver(Solver):
                 await asyncio.sleep(self.options.interval)
         except (asyncio.CancelledError, GeneratorExit):
             if self.options.marker:
-                Path(self.options.marker).write_text("cancelled")
+                Path(self.options.marker).write_text("cancelled")  # noqa: ASYNC240 - a tiny test marker
             raise
