@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from persona_server import secrets
@@ -36,7 +36,8 @@ class AnswerStream:
     stream and cancels the solver's remaining work. `finish_reason` and `tokens` are final when it ends.
     """
 
-    def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> None:
+    def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
+                 on_complete: Callable[[str], None] | None = None) -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -44,6 +45,7 @@ class AnswerStream:
         self._speculative = speculative
         self._persona = persona
         self._limiter = TextLimiter(query.max_tokens, query.stop)
+        self._on_complete = on_complete
         self._iter = self._limited()
 
     @property
@@ -66,18 +68,25 @@ class AnswerStream:
 
     async def _limited(self) -> AsyncIterator[str]:
         pieces = self._run()
+        sent: list[str] = []
         try:
             async for piece in pieces:
                 text = self._limiter.feed(piece)
                 if text:
+                    sent.append(text)
                     yield text
                 if self._limiter.done:
-                    return
-            text = self._limiter.finish()
-            if text:
-                yield text
+                    break
+            else:
+                text = self._limiter.finish()
+                if text:
+                    sent.append(text)
+                    yield text
         finally:
             await pieces.aclose()
+        # Only an answer streamed to its end (not one closed early by a client that left) is reported.
+        if self._on_complete is not None:
+            self._on_complete("".join(sent))
 
     # -- the chain ----------------------------------------------------------------------------------------
 
@@ -212,5 +221,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return secrets.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
-def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> AnswerStream:
-    return AnswerStream(slots, query, speculative=speculative, persona=persona)
+def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
+              on_complete: Callable[[str], None] | None = None) -> AnswerStream:
+    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
+    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete)

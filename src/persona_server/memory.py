@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -190,24 +190,4 @@ class ConversationMemory:
             if question.strip() and answer.strip():
                 self.remember(key, question, answer)
 
-        return RememberingStream(slots, prepared, speculative=speculative, persona=persona, on_answer=remember)
-
-
-class RememberingStream(AnswerStream):
-    """An AnswerStream that hands its whole text to `on_answer` when it ends normally (not when closed early)."""
-
-    def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_answer: Callable[[str], None]) -> None:
-        self._on_answer = on_answer
-        super().__init__(slots, query, speculative=speculative, persona=persona)
-
-    async def _limited(self) -> AsyncIterator[str]:
-        inner = super()._limited()
-        parts: list[str] = []
-        try:
-            async for piece in inner:
-                parts.append(piece)
-                yield piece
-        finally:
-            await inner.aclose()
-        self._on_answer("".join(parts))
+        return run_chain(slots, prepared, speculative=speculative, persona=persona, on_complete=remember)
