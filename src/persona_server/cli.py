@@ -127,7 +127,7 @@ def serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, access_log=settings.access_log)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)
     if not settings.is_loopback and not settings.api_key:
@@ -166,7 +166,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
     from persona_server.app import create_app
 
     settings = Settings.from_dict(json.loads(os.environ[SETTINGS_ENV]))
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, access_log=settings.access_log)
     return create_app(build_catalog(settings), settings)
 
 

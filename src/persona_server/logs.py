@@ -10,7 +10,7 @@ from persona_server.secrets import RedactingFilter
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-def setup_logging(level: str = "info") -> None:
+def setup_logging(level: str = "info", *, access_log: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactingFilter())
@@ -25,3 +25,5 @@ def setup_logging(level: str = "info") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # One line per request costs throughput: only on request (--access-log).
+    logging.getLogger("uvicorn.access").disabled = not access_log

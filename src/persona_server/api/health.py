@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,6 +31,8 @@ async def status(request: Request) -> Response:
         # Ours: every persona with each solver's state.
         "status": "ok" if catalog.ready else "loading",
         "version": __version__,
+        # Which worker process answered (with --workers N, each has its own caches and memory).
+        "process": os.getpid(),
         "default_persona": default.name,
         "personas": [persona.status() for persona in catalog],
         # Persona files that could not be (re)loaded: [{"file", "problem"}].
