@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from persona_server import secrets
 from persona_server.query import Query, Source
-from persona_server.solvers.base import Piece, whole_answer_pieces
+from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.text import TextLimiter
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ class AnswerStream:
         self._persona = persona
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
-        self._iter = self._limited()
+        self._early: dict[int, asyncio.Task[list[Piece]]] = {}
+        self._iter: AsyncGenerator[str] | None = None
 
     @property
     def finish_reason(self) -> str:
@@ -57,14 +58,27 @@ class AnswerStream:
         return self._limiter.tokens
 
     def __aiter__(self) -> AsyncIterator[str]:
+        if self._iter is None:
+            self._iter = self._limited()
         return self._iter
 
     async def aclose(self) -> None:
-        await self._iter.aclose()
+        if self._iter is not None:
+            await self._iter.aclose()
 
     async def text(self) -> str:
-        """The whole answer (the joined stream)."""
-        return "".join([piece async for piece in self._iter])
+        """The whole answer: what joining the stream gives, without a generator hop per piece."""
+        parts: list[str] = []
+        for piece in await self._whole():
+            parts.append(self._limiter.feed(piece))
+            if self._limiter.done:
+                break
+        else:
+            parts.append(self._limiter.finish())
+        text = "".join(parts)
+        if self._on_complete is not None:
+            self._on_complete(text)
+        return text
 
     async def _limited(self) -> AsyncIterator[str]:
         pieces = self._run()
@@ -90,35 +104,50 @@ class AnswerStream:
 
     # -- the chain ----------------------------------------------------------------------------------------
 
-    async def _run(self) -> AsyncIterator[str]:
-        question_query = self._query.for_question_solver()
+    def _turns(self) -> Iterator[tuple[SolverSlot, Solver, Query, asyncio.Task[list[Piece]] | None]]:
+        """The solvers that can take a turn, in order, each with its query and its speculative start if any.
+
+        Speculative solvers are all started on the first step; the caller cancels whatever it did not consume
+        (`_cancel_early`).
+        """
+        question_query: Query | None = None
+
+        def query_for(solver: Solver) -> Query:
+            nonlocal question_query
+            if solver.chat:
+                return self._query
+            if question_query is None:
+                question_query = self._query.for_question_solver()
+            return question_query
+
         early: dict[int, asyncio.Task[list[Piece]]] = {}
-        try:
-            if self._speculative:
-                for index, slot in enumerate(self._slots):
-                    if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
-                        query = self._query if slot.solver.chat else question_query
-                        early[index] = asyncio.create_task(self._collect(slot, query), name=f"early {slot.name}")
+        self._early = early
+        if self._speculative:
             for index, slot in enumerate(self._slots):
-                solver = slot.solver
-                if solver is None or slot.state in ("error", "disabled"):
-                    continue
-                query = self._query if solver.chat else question_query
-                if not solver.streams or index in early:
-                    # A whole answer: the speculative result, or asked for now.
-                    try:
-                        task = early.pop(index, None)
-                        pieces = await task if task is not None else await self._collect(slot, query)
-                    except Exception as exc:
-                        self._skip(slot, exc)
-                        continue
-                    if not pieces:
-                        continue
-                    self._commit(slot, [p for p in pieces if isinstance(p, Source)])
-                    for piece in pieces:
-                        if isinstance(piece, str):
+                if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
+                    early[index] = asyncio.create_task(self._collect(slot, query_for(slot.solver)),
+                                                       name=f"early {slot.name}")
+        for index, slot in enumerate(self._slots):
+            solver = slot.solver
+            if solver is None or slot.state in ("error", "disabled"):
+                continue
+            yield slot, solver, query_for(solver), early.pop(index, None)
+
+    def _cancel_early(self) -> None:
+        for task in self._early.values():
+            task.cancel()
+        self._early.clear()
+
+    async def _run(self) -> AsyncIterator[str]:
+        try:
+            for slot, solver, query, early in self._turns():
+                if early is not None or not solver.streams:
+                    pieces = await self._whole_turn(slot, query, early)
+                    if pieces:
+                        for piece in pieces:
                             yield piece
-                    return
+                        return
+                    continue
                 answered = False
                 async for piece in self._stream(slot, query):
                     answered = True
@@ -126,8 +155,33 @@ class AnswerStream:
                 if answered:
                     return
         finally:
-            for task in early.values():
-                task.cancel()
+            self._cancel_early()
+
+    async def _whole(self) -> list[str]:
+        """The chain for a whole answer: the answering solver's text pieces, [] when none answered."""
+        try:
+            for slot, solver, query, early in self._turns():
+                if early is not None or not solver.streams:
+                    pieces = await self._whole_turn(slot, query, early)
+                else:
+                    pieces = [piece async for piece in self._stream(slot, query)]
+                if pieces:
+                    return pieces
+            return []
+        finally:
+            self._cancel_early()
+
+    async def _whole_turn(self, slot: SolverSlot, query: Query, early: asyncio.Task[list[Piece]] | None) -> list[str]:
+        """A turn taken whole (a speculative result, or a solver that does not stream): its text, or []."""
+        try:
+            pieces = await early if early is not None else await self._collect(slot, query)
+        except Exception as exc:
+            self._skip(slot, exc)
+            return []
+        if not pieces:
+            return []
+        self._commit(slot, [p for p in pieces if isinstance(p, Source)])
+        return [p for p in pieces if isinstance(p, str)]
 
     async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str]:
         """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""

@@ -122,7 +122,7 @@ def test_non_loopback_without_key_warns(monkeypatch: pytest.MonkeyPatch, caplog:
 
     calls: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
-    monkeypatch.setattr(cli, "setup_logging", lambda level: None)
+    monkeypatch.setattr(cli, "setup_logging", lambda level, **kwargs: None)
     with caplog.at_level("WARNING"):
         assert cli.main(["--host", "0.0.0.0", "--port", "9999"]) == 0
     assert calls and calls[0]["host"] == "0.0.0.0" and calls[0]["port"] == 9999

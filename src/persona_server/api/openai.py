@@ -7,8 +7,8 @@ answer back. Served under `/v1` and at the root, as old clients post to `/chat/c
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -42,14 +42,19 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+def new_id(prefix: str) -> str:
+    # Random like uuid4, at a fraction of its cost on the hot path.
+    return prefix + os.urandom(16).hex()
+
+
 def pick_persona(request: Request, model: str | None) -> Persona:
     """The persona `model` names; unknown names get the default persona unless models are strict."""
-    catalog: Catalog = request.app.state.catalog
-    persona = catalog.get(model)
+    state = request.app.state
+    persona = state.catalog.get(model)
     if persona is None:
-        if request.app.state.settings.strict_models:
+        if state.settings.strict_models:
             raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
-        persona = catalog.default
+        persona = state.catalog.default
     return persona
 
 
@@ -100,7 +105,7 @@ async def chat_completions(request: Request) -> Response:
     messages = body.to_messages()
     query = body.query(messages, lang=settings.lang, units=settings.units)
     prompt_tokens = sum(count_tokens(m.content) for m in messages)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    completion_id = new_id("chatcmpl-")
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
@@ -185,7 +190,7 @@ async def completions(request: Request) -> Response:
     prompts = body.prompts()
     queries = [body.query([Message("user", p)], lang=settings.lang, units=settings.units) for p in prompts]
     prompt_tokens = sum(count_tokens(p) for p in prompts)
-    completion_id = f"cmpl-{uuid.uuid4().hex}"
+    completion_id = new_id("cmpl-")
     created = int(time.time())
     # One choice per prompt and per n, in that order, as OpenAI numbers them.
     jobs = [(prompt, query) for prompt, query in zip(prompts, queries, strict=True) for _ in range(body.n)]

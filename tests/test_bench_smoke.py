@@ -1,0 +1,35 @@
+"""A short run of every benchmark script, so CI knows they still work. Figures are not checked here: they are
+ratios reported by the scripts themselves (bench/README.md), never timed assertions in the test suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, cli_env
+
+RUNS = {
+    "throughput": (["--duration", "1", "--connections", "4", "--generator", "python"], {"ratio_rps", "results"}),
+    "startup": (["--runs", "1"], {"results"}),
+    "speculation": (["--runs", "1", "--delay", "0.05"], {"in_order_s", "speculative_s"}),
+    "concurrency": (["--requests", "16", "--delay", "0.2"], {"ratio_wall", "upstream", "persona_server"}),
+    "ttft": (["--requests", "6"], None),
+}
+
+
+@pytest.mark.parametrize("script", sorted(RUNS))
+def test_bench_script_runs(script: str, tmp_path: Path) -> None:
+    args, keys = RUNS[script]
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(ROOT / "bench" / f"{script}.py"), *args]
+    if keys is not None:
+        command += ["--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip()
+    if keys is not None:
+        assert keys <= set(json.loads(out.read_text()))
