@@ -8,13 +8,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from persona_server.persona import Persona, parse_persona
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "personas"
@@ -145,3 +147,28 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (dist / "entry_points.txt").write_text("[persona_server.solvers]\n" + "\n".join(lines) + "\n")
     (site / "persona_test_solvers.py").write_text((ROOT / "tests" / "plugins" / "persona_test_solvers.py").read_text())
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))}
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """One client for in-process personas, as the server lends its solvers one."""
+    # trust_env=False: a proxy setting of the machine must never route loopback test traffic.
+    async with httpx.AsyncClient(trust_env=False, follow_redirects=True) as client:
+        yield client
+
+
+@pytest.fixture
+async def make_persona(http: httpx.AsyncClient) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Persona]]]:
+    """`await make_persona(data)`: an in-process persona, started and loaded; closed after the test."""
+    personas: list[Persona] = []
+
+    async def make(data: dict[str, Any]) -> Persona:
+        persona = Persona(parse_persona(data, source="<test>", default_name="test"), http=lambda: http)
+        personas.append(persona)
+        await persona.start()
+        await persona.wait_ready()
+        return persona
+
+    yield make
+    for persona in personas:
+        await persona.close()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from persona_server.persona import Persona, parse_persona
+from persona_server.persona import Persona
 from persona_server.query import Answer, Message, Query
 from persona_server.solvers.rivescript import LRUSessions, RiveScriptSolver, age_from_birthday, clean_message
 
@@ -22,25 +21,17 @@ MakePersona = Callable[..., Awaitable[Persona]]
 
 
 @pytest.fixture
-async def make_persona() -> AsyncIterator[MakePersona]:
-    personas: list[Persona] = []
-    client = httpx.AsyncClient()
+def make_persona(make_persona: Callable[[dict[str, Any]], Awaitable[Persona]]) -> MakePersona:
+    """A RiveScript persona: `await make_persona(config, solvers=..., name=...)`."""
 
     async def make(config: dict[str, Any] | None = None, *, solvers: list[str] | None = None,
                    name: str = "Test Bot") -> Persona:
         data: dict[str, Any] = {"name": name, "solvers": solvers or [RIVE, FAILURE]}
         if config is not None:
             data[RIVE] = config
-        persona = Persona(parse_persona(data, source="test", default_name="test"), http=lambda: client)
-        personas.append(persona)
-        await persona.start()
-        await persona.wait_ready()
-        return persona
+        return await make_persona(data)
 
-    yield make
-    for persona in personas:
-        await persona.close()
-    await client.aclose()
+    return make
 
 
 async def ask(persona: Persona, text: str, conversation: str = "c1", lang: str = "en") -> Answer:

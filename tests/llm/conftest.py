@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from persona_server.persona import Persona, parse_persona
+from persona_server.persona import Persona
 from persona_server.solvers import registry
 
 from .upstream import Upstream
@@ -29,20 +28,3 @@ def test_solvers(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(registry.BUILTINS, name, f"{__package__}.helpers:FixedSolver")
 
 
-@pytest.fixture
-async def make_persona() -> AsyncIterator[MakePersona]:
-    """`await make_persona(data)`: a started, loaded persona sharing one real httpx client."""
-    client = httpx.AsyncClient()
-    personas: list[Persona] = []
-
-    async def make(data: dict[str, Any]) -> Persona:
-        persona = Persona(parse_persona(data, source="<test>", default_name="test"), http=lambda: client)
-        personas.append(persona)
-        await persona.start()
-        await persona.wait_ready()
-        return persona
-
-    yield make
-    for persona in personas:
-        await persona.close()
-    await client.aclose()
