@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from persona_server import secrets
+from persona_server import deadlines, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.text import TextLimiter
@@ -199,7 +199,7 @@ class AnswerStream:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with deadlines.timeout(timeout):
                         piece = await anext(stream)
                 except StopAsyncIteration:
                     return
@@ -229,7 +229,7 @@ class AnswerStream:
         solver = slot.solver
         assert solver is not None
         await _wait_loaded(slot)
-        async with asyncio.timeout(solver.timeout):
+        async with deadlines.timeout(solver.timeout):
             if solver.streams:
                 pieces: list[Piece] = [piece async for piece in solver.stream(query)]
             else:
@@ -261,7 +261,7 @@ async def _wait_loaded(slot: SolverSlot) -> None:
     assert slot.solver is not None
     if slot.state == "loading":
         try:
-            async with asyncio.timeout(max(slot.solver.timeout, LOAD_WAIT)):
+            async with deadlines.timeout(max(slot.solver.timeout, LOAD_WAIT)):
                 await slot.loaded.wait()
         except TimeoutError:
             raise SolverSkipped("still loading") from None

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 
+from persona_server.deadlines import Deadline
+
 T = TypeVar("T")
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -77,7 +79,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T], grace: float
         watcher = asyncio.ensure_future(_disconnected(request))
         watcher.add_done_callback(on_disconnect)
 
-    handle = asyncio.get_running_loop().call_later(grace, watch)
+    handle = Deadline(grace, watch)
     try:
         return await work
     except asyncio.CancelledError:
