@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$", re.UNICODE)
+_COUNTED = re.compile(r"\w+|[^\w\s]", re.UNICODE)  # the same tokens without their whitespace
 _PIECE = re.compile(r"\s*\S+|\s+$")
 
 
@@ -22,7 +23,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def count_tokens(text: str) -> int:
-    return sum(1 for token in _TOKEN.findall(text) if token.strip())
+    return len(_COUNTED.findall(text))
 
 
 class TextLimiter:
