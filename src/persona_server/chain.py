@@ -180,8 +180,9 @@ class AnswerStream:
             return []
         if not pieces:
             return []
-        self._commit(slot, [p for p in pieces if isinstance(p, Source)])
-        return [p for p in pieces if isinstance(p, str)]
+        texts = [p for p in pieces if isinstance(p, str)]
+        self._commit(slot, [p for p in pieces if isinstance(p, Source)] if len(texts) < len(pieces) else [])
+        return texts
 
     async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str]:
         """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""
@@ -228,12 +229,17 @@ class AnswerStream:
         """A whole turn at once (speculative, or a solver that does not stream): its pieces, or [] for none."""
         solver = slot.solver
         assert solver is not None
-        await _wait_loaded(slot)
+        if slot.state != "ready":
+            await _wait_loaded(slot)
         async with deadlines.timeout(solver.timeout):
             if solver.streams:
                 pieces: list[Piece] = [piece async for piece in solver.stream(query)]
             else:
-                pieces = whole_answer_pieces(await solver.answer(query))
+                result = await solver.answer(query)
+                if isinstance(result, str):  # the common case, kept short
+                    text = result.lstrip()
+                    return [text] if text else []
+                pieces = whole_answer_pieces(result)
         # Same rule as the streamed path: blanks are no answer, and leading blanks are dropped.
         first = next((i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip()), None)
         if first is None:
