@@ -17,6 +17,7 @@ chunks, one per token) and resident memory of the process, for SmolLM2 through t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -35,16 +36,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from llm.upstream import Reply, Upstream, free_port  # noqa: E402
 
 
-def first_token_seconds(client: openai.OpenAI, model: str) -> float:
+def token_times(client: openai.OpenAI, model: str) -> tuple[float, float]:
+    """(time to first token, mean gap between the following tokens) of one streamed answer."""
     started = time.perf_counter()
     stream = client.chat.completions.create(model=model, stream=True,
                                             messages=[{"role": "user", "content": "How are you?"}])
-    first = None
-    for chunk in stream:
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter() - started
-    assert first is not None, "no content"
-    return first
+    arrivals = [time.perf_counter() - started for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    assert arrivals, "no content"
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    return arrivals[0], statistics.mean(gaps) if gaps else 0.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--first-delay", type=float, default=0.0, help="upstream's own delay before token 1")
+    parser.add_argument("--token-delay", type=float, default=0.005, help="upstream's delay between tokens")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--gguf", action="store_true", help="measure the local gguf solver instead")
     parser.add_argument("--threads", type=int, default=2, help="n_threads for --gguf")
     args = parser.parse_args()
@@ -115,7 +117,8 @@ def main() -> None:
         return
 
     with Upstream() as upstream, tempfile.TemporaryDirectory() as tmp:
-        upstream.default = Reply(tokens=["Fine", ",", " thanks", "."] * 5, first_delay=args.first_delay)
+        upstream.default = Reply(tokens=["Fine", ",", " thanks", "."] * 5, first_delay=args.first_delay,
+                                 delay=args.token_delay)
         persona = {"name": "Proxy", "solvers": ["ovos-solver-openai-plugin", "ovos-solver-failure-plugin"],
                    "ovos-solver-openai-plugin": {"api_url": upstream.base_url, "model": "bench"}}
         path = Path(tmp) / "proxy.json"
@@ -139,13 +142,19 @@ def main() -> None:
             direct = openai.OpenAI(base_url=upstream.base_url, api_key="x", max_retries=0)
             proxied = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
             for _ in range(10):  # warm up connections and code paths
-                first_token_seconds(direct, "bench")
-                first_token_seconds(proxied, "Proxy")
+                token_times(direct, "bench")
+                token_times(proxied, "Proxy")
             a: list[float] = []
             b: list[float] = []
+            gaps_a: list[float] = []
+            gaps_b: list[float] = []
             for _ in range(args.requests):
-                a.append(first_token_seconds(direct, "bench"))
-                b.append(first_token_seconds(proxied, "Proxy"))
+                first, gap = token_times(direct, "bench")
+                a.append(first)
+                gaps_a.append(gap)
+                first, gap = token_times(proxied, "Proxy")
+                b.append(first)
+                gaps_b.append(gap)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -156,6 +165,20 @@ def main() -> None:
     print(f"via persona-server TTFT median {statistics.median(b) * ms:7.2f} ms   p90 {percentile(b, 0.9) * ms:7.2f} ms")
     print(f"added by persona-server: median {(statistics.median(b) - statistics.median(a)) * ms:+.2f} ms, "
           f"p90 {(percentile(b, 0.9) - percentile(a, 0.9)) * ms:+.2f} ms")
+    gap_a, gap_b = statistics.median(gaps_a), statistics.median(gaps_b)
+    print(f"gap between tokens (upstream sends every {args.token_delay * ms:.1f} ms): direct {gap_a * ms:.2f} ms, "
+          f"via persona-server {gap_b * ms:.2f} ms ({(gap_b - gap_a) * ms:+.2f} ms)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "requests": args.requests,
+            "ttft_direct_median_s": statistics.median(a),
+            "ttft_proxied_median_s": statistics.median(b),
+            "ttft_added_median_s": statistics.median(b) - statistics.median(a),
+            "ttft_added_p90_s": percentile(b, 0.9) - percentile(a, 0.9),
+            "gap_direct_s": gap_a,
+            "gap_proxied_s": gap_b,
+        }, indent=2))
 
 
 if __name__ == "__main__":

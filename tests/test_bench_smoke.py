@@ -17,7 +17,7 @@ RUNS = {
     "startup": (["--runs", "1"], {"results"}),
     "speculation": (["--runs", "1", "--delay", "0.05"], {"in_order_s", "speculative_s"}),
     "concurrency": (["--requests", "16", "--delay", "0.2"], {"ratio_wall", "upstream", "persona_server"}),
-    "ttft": (["--requests", "6"], None),
+    "ttft": (["--requests", "6"], {"ttft_added_median_s", "gap_proxied_s"}),
 }
 
 
