@@ -65,6 +65,17 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
     raise RuntimeError(f"{url} not ready")
 
 
+def pinned(command: list[str], cpu: int) -> list[str]:
+    """Run on one CPU when possible: server and load generator then never take turns on the same core, which
+    makes runs repeatable on small machines. Applied alike to both servers."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+SERVER_CPU, LOAD_CPU = 1, 0
+
+
 def start_ours(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     persona = workdir / "bench.json"
     persona.write_text(json.dumps({
@@ -72,16 +83,16 @@ def start_ours(port: int, workdir: Path) -> subprocess.Popen[bytes]:
         "ovos-solver-failure-plugin": {"answers": [CANNED]},
     }))
     return subprocess.Popen(
-        [sys.executable, "-m", "persona_server", "--persona", str(persona), "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+        pinned([sys.executable, "-m", "persona_server", "--persona", str(persona), "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning"], SERVER_CPU),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
 
 
 def start_baseline(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+        pinned([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--host", "127.0.0.1", "--port",
+                str(port), "--log-level", "warning", "--no-access-log"], SERVER_CPU),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
 
@@ -90,7 +101,7 @@ def run_wrk(url: str, duration: float, connections: int, workdir: Path) -> dict[
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT % json.dumps(BODY))
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s", "-s", str(script), url],
+        pinned(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s", "-s", str(script), url], LOAD_CPU),
         capture_output=True, text=True, check=True,
     ).stdout
     match = re.search(r"^JSON (.*)$", out, re.M)

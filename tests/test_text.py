@@ -43,3 +43,16 @@ def test_max_tokens_truncates_with_length(chunking: int) -> None:
 
 def test_max_tokens_exactly_enough_is_a_normal_stop() -> None:
     assert run(["Hello world"], max_tokens=2) == ("Hello world", "stop")
+
+
+@pytest.mark.parametrize(("limits", "pieces"), [
+    ({}, ["Hello", " world", "."]),
+    ({"max_tokens": 2}, ["Hello", " wor", "ld", " again"]),
+    ({"stop": ["wor"]}, ["Hello", " wo", "rld"]),
+])
+def test_whole_equals_feeding_piece_by_piece(limits: dict, pieces: list[str]) -> None:
+    one, other = TextLimiter(**limits), TextLimiter(**limits)
+    assert one.whole(pieces) == run(pieces, **limits)[0]
+    run_text, reason = run(pieces, **limits)
+    assert other.whole(pieces) == run_text and other.finish_reason == reason
+    assert one.tokens == count_tokens(run_text)

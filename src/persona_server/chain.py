@@ -68,14 +68,7 @@ class AnswerStream:
 
     async def text(self) -> str:
         """The whole answer: what joining the stream gives, without a generator hop per piece."""
-        parts: list[str] = []
-        for piece in await self._whole():
-            parts.append(self._limiter.feed(piece))
-            if self._limiter.done:
-                break
-        else:
-            parts.append(self._limiter.finish())
-        text = "".join(parts)
+        text = self._limiter.whole(await self._whole())
         if self._on_complete is not None:
             self._on_complete(text)
         return text

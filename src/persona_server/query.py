@@ -99,6 +99,8 @@ class Query:
 
     def for_question_solver(self) -> Query:
         """A copy holding only the last user message, for solvers that are not chat-capable."""
+        if len(self.messages) == 1 and self.messages[0].role == "user":
+            return self  # already just the question (most requests)
         # Spelled out rather than dataclasses.replace: this runs for every request.
         return Query(
             messages=[Message("user", self.question)], lang=self.lang, units=self.units,

@@ -66,6 +66,22 @@ class TextLimiter:
                 text = text[:-keep]
         return self._emit(self._limit(text, final=False))
 
+    def whole(self, pieces: list[str]) -> str:
+        """The text a whole answer's pieces give: what feeding them one by one and finishing gives."""
+        if self.max_tokens is None and not self.stop and not self._held:
+            text = "".join(pieces)  # nothing to limit
+            self._emit(text)
+            self.finish_reason = "stop"
+            return text
+        parts = []
+        for piece in pieces:
+            parts.append(self.feed(piece))
+            if self.done:
+                break
+        else:
+            parts.append(self.finish())
+        return "".join(parts)
+
     def finish(self) -> str:
         """Flush what is held back; the stream has ended."""
         if self.done:
