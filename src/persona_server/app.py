@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server.api import errors, health, ollama, openai, responses
+from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
@@ -79,9 +80,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         },
         lifespan=lifespan,
     )
-    app.state.catalog = catalog
-    app.state.settings = settings
-    app.state.started = int(time.time())
+    app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)

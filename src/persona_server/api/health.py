@@ -9,19 +9,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__
+from persona_server.api.context import server_state
 from persona_server.api.openai import json_response
 from persona_server.catalog import Catalog
 
 
 async def health(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     if not catalog.ready:
         return json_response({"status": "loading"}, status=503)
     return json_response({"status": "ok"})
 
 
 async def status(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     default = catalog.default
     return json_response({
         # The original persona server's shape, for the default persona.
@@ -41,7 +42,7 @@ async def status(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     return json_response({
         "name": "persona-server",
         "version": __version__,

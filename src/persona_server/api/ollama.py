@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from persona_server import __version__
+from persona_server.api.context import read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import unless_disconnected, with_pings
 from persona_server.catalog import Catalog
@@ -107,7 +108,7 @@ Body = TypeVar("Body", bound=_Body)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    data = parse_json(await request.body())
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise APIError(400, "the request body must be a JSON object")
     return data
@@ -125,10 +126,10 @@ def _pick(request: Request, model: str | None) -> Persona:
     """The persona `model` names; unknown names get the default persona unless models are strict."""
     if not model or not model.strip():
         raise APIError(400, "model is required")
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     persona = catalog.get(model)
     if persona is None:
-        if request.app.state.settings.strict_models:
+        if server_state(request).settings.strict_models:
             raise APIError(404, f"model '{model}' not found")
         persona = catalog.default
     return persona
@@ -217,7 +218,7 @@ class _Answer:
 
 async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
     if stream:
-        settings: Settings = request.app.state.settings
+        settings: Settings = server_state(request).settings
         return StreamingResponse(answer.lines(settings.ping_interval), media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
     return _json(answer.final(text))
@@ -243,7 +244,7 @@ async def chat(request: Request) -> Response:
     if not body.messages:
         return await _load(request, persona, started, chat=True)
     messages = [Message(m.role, m.content or "") for m in body.messages]
-    query = body.query(messages, request.app.state.settings)
+    query = body.query(messages, server_state(request).settings)
     return await _respond(request, _Answer(persona, query, started, chat=True), body.stream is not False)
 
 
@@ -255,7 +256,7 @@ async def generate(request: Request) -> Response:
         return await _load(request, persona, started, chat=False)
     messages = [Message("system", body.system)] if body.system else []
     messages.append(Message("user", body.prompt or ""))
-    query = body.query(messages, request.app.state.settings)
+    query = body.query(messages, server_state(request).settings)
     return await _respond(request, _Answer(persona, query, started, chat=False), body.stream is not False)
 
 
@@ -298,14 +299,14 @@ def _model(persona: Persona, started: int) -> dict[str, Any]:
 
 
 async def tags(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
-    started: int = request.app.state.started
+    catalog: Catalog = server_state(request).catalog
+    started: int = server_state(request).started
     return _json({"models": [_model(persona, started) for persona in catalog]})
 
 
 async def ps(request: Request) -> Response:
     """Loaded models: the personas whose solvers have all finished loading."""
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     models = []
     for persona in catalog:
         if persona.ready:
@@ -320,7 +321,7 @@ async def show(request: Request) -> Response:
     model = data.get("model") or data.get("name")
     if not isinstance(model, str) or not model.strip():
         raise APIError(400, "model is required")
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     persona = catalog.get(model)
     if persona is None:
         raise APIError(404, f"model '{model}' not found")
@@ -339,7 +340,7 @@ async def show(request: Request) -> Response:
             "persona.memory": persona.spec.memory.turns if persona.spec.memory else 0,
         },
         "capabilities": ["completion"],
-        "modified_at": _modified_at(persona, request.app.state.started),
+        "modified_at": _modified_at(persona, server_state(request).started),
     })
 
 

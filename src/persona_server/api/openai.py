@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server.api.context import read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 from persona_server.api.streaming import (
@@ -49,7 +50,7 @@ def new_id(prefix: str) -> str:
 
 def pick_persona(request: Request, model: str | None) -> Persona:
     """The persona `model` names; unknown names get the default persona unless models are strict."""
-    state = request.app.state
+    state = server_state(request)
     persona = state.catalog.get(model)
     if persona is None:
         if state.settings.strict_models:
@@ -62,7 +63,7 @@ RequestModel = TypeVar("RequestModel", ChatCompletionRequest, CompletionRequest)
 
 
 async def _validated(request: Request, model: type[RequestModel]) -> RequestModel:
-    raw = await request.body()
+    raw = await read_body(request)
     if not raw.strip():
         parse_json(raw)  # raises the "empty body" error
     try:
@@ -107,7 +108,7 @@ async def _answers(persona: Persona, queries: list[Query]) -> list[tuple[str, An
 async def chat_completions(request: Request) -> Response:
     body = await _validated(request, ChatCompletionRequest)
     persona = pick_persona(request, body.model)
-    settings: Settings = request.app.state.settings
+    settings: Settings = server_state(request).settings
     messages = body.to_messages()
     query = body.query(messages, lang=settings.lang, units=settings.units)
     prompt_tokens = sum(count_tokens(m.content) for m in messages)
@@ -192,7 +193,7 @@ async def _chat_events(persona: Persona, query: Query, body: ChatCompletionReque
 async def completions(request: Request) -> Response:
     body = await _validated(request, CompletionRequest)
     persona = pick_persona(request, body.model)
-    settings: Settings = request.app.state.settings
+    settings: Settings = server_state(request).settings
     prompts = body.prompts()
     queries = [body.query([Message("user", p)], lang=settings.lang, units=settings.units) for p in prompts]
     prompt_tokens = sum(count_tokens(p) for p in prompts)
@@ -277,18 +278,18 @@ def _model(persona: Persona, created: int) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
-    created = request.app.state.started
+    catalog: Catalog = server_state(request).catalog
+    created = server_state(request).started
     return json_response({"object": "list", "data": [_model(p, created) for p in catalog]})
 
 
 async def retrieve_model(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: Catalog = server_state(request).catalog
     model_id = request.path_params["model_id"]
     persona = catalog.get(model_id) if model_id.strip() else None
     if persona is None:
         raise APIError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
-    return json_response(_model(persona, request.app.state.started))
+    return json_response(_model(persona, server_state(request).started))
 
 
 def routes() -> list[Route]:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server.api.context import read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import json_response, pick_persona
 from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, with_pings
@@ -136,7 +137,7 @@ class ResponsesRequest(_Body):
 
 
 async def _validated(request: Request) -> ResponsesRequest:
-    data = parse_json(await request.body())
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
     try:
@@ -230,7 +231,7 @@ class _Response:
 async def create_response(request: Request) -> Response:
     body = await _validated(request)
     persona = pick_persona(request, body.model)
-    settings: Settings = request.app.state.settings
+    settings: Settings = server_state(request).settings
     messages = body.messages()
     query = body.query(messages, settings)
     built = _Response(persona, body, sum(count_tokens(m.content) for m in messages))

@@ -1,0 +1,52 @@
+"""What every handler needs from a request: the server's state and the request body.
+
+Both are on the hot path of every request, so they skip Starlette's conveniences: the state is a plain
+attribute of the app (not `app.state`'s dynamic lookup), and the body is read straight from the ASGI channel
+(not through `Request.body()`'s generator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from persona_server.api.errors import APIError
+from persona_server.api.streaming import ClientGone
+
+if TYPE_CHECKING:
+    from persona_server.catalog import Catalog
+    from persona_server.settings import Settings
+
+# A chat request is a few kilobytes; a long history a few hundred. Anything far larger is a mistake or abuse.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    catalog: Catalog
+    settings: Settings
+    started: int  # Unix time the server started: the `created` of every model
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.persona_server
+    return state
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole request body. Raises ClientGone if the client leaves, 413 if it is too large."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
+        if not message.get("more_body", False):
+            return b"".join(chunks) + chunk if chunks else chunk
+        chunks.append(chunk)
