@@ -172,3 +172,13 @@ async def make_persona(http: httpx.AsyncClient) -> AsyncIterator[Callable[[dict[
     yield make
     for persona in personas:
         await persona.close()
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A cache directory (PERSONA_SERVER_CACHE) of the test module's own, so heavy solver data (WordNet, the
+    AIML brain) is prepared once per module and never in the user's home."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERSONA_SERVER_CACHE", str(root))
+        yield root

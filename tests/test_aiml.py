@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,8 @@ CUSTOM_AIML = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One cache for the module (so the ALICE brain is learned once), never the user's own."""
-    root = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PERSONA_SERVER_CACHE", str(root))
-        yield root
+# Solver data is learned once per module, in a cache of its own: never the user's.
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture

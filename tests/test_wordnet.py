@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,13 +19,8 @@ SOLVER = "ovos-solver-wordnet-plugin"
 LIGHTHOUSE = "A lighthouse is a tower with a light that gives warning of shoals to passing ships."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One cache for the whole module, so WordNet is copied and loaded once, never into the user's home."""
-    root = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PERSONA_SERVER_CACHE", str(root))
-        yield root
+# Solver data is learned once per module, in a cache of its own: never the user's.
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture
