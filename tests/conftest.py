@@ -133,6 +133,7 @@ TEST_SOLVERS = {
     "test-history": "HistorySolver",
     "test-fixed": "FixedSolver",
     "test-stream": "StreamSolver",
+    "test-blocking": "BlockingSleepSolver",
 }
 
 

@@ -144,3 +144,23 @@ def test_slow_stream_gets_keepalive_comment_pings(start_server: Start, write_per
     assert lines[-1] == "data: [DONE]"
     data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert "".join(d["choices"][0]["delta"].get("content") or "" for d in data) == "finally"
+
+
+def test_a_blocking_solver_does_not_block_the_server(start_server: Start, write_persona: Write,
+                                                     plugin_env: dict[str, str], tmp_path: Path) -> None:
+    import threading
+
+    marker = tmp_path / "started.txt"
+    persona = write_persona({"solvers": ["test-blocking"], "test-blocking": {"seconds": 3, "marker": str(marker)}})
+    server = start_server("--persona", str(persona), env=plugin_env)
+    replies: list[httpx.Response] = []
+    slow = threading.Thread(target=lambda: replies.append(chat(server, "sleep")))
+    slow.start()
+    while not marker.exists():
+        time.sleep(0.02)
+    # While the solver's thread sleeps, the event loop keeps serving other requests.
+    assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
+    assert httpx.get(server.base_url + "/v1/models", timeout=10).status_code == 200
+    assert slow.is_alive(), "the blocking answer finished first: the other requests waited for it"
+    slow.join(timeout=30)
+    assert replies and replies[0].json()["choices"][0]["message"]["content"] == "woke up"

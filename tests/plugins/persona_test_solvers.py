@@ -7,11 +7,12 @@ with delays, and record cancellation in a marker file.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from persona_server.query import Answer, Query, Source
-from persona_server.solvers.base import Piece, Solver, SolverOptions
+from persona_server.solvers.base import BlockingSolver, Piece, Solver, SolverOptions
 
 
 class EchoSolver(Solver):
@@ -80,3 +81,22 @@ class StreamSolver(Solver):
             if self.options.marker:
                 Path(self.options.marker).write_text("cancelled")  # noqa: ASYNC240 - a tiny test marker
             raise
+
+
+class SleepOptions(SolverOptions):
+    seconds: float = 1.0
+    marker: str | None = None
+
+
+class BlockingSleepSolver(BlockingSolver):
+    """Blocks its thread for `seconds` (like a slow blocking library), writing `marker` when it starts."""
+
+    name = "test-blocking"
+    Options = SleepOptions
+    options: SleepOptions
+
+    def solve(self, query: Query) -> str:
+        if self.options.marker:
+            Path(self.options.marker).write_text("started")
+        time.sleep(self.options.seconds)
+        return "woke up"
