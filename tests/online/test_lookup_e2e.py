@@ -124,7 +124,8 @@ def test_language_of_the_request(client: openai.OpenAI, replay: ReplayServer) ->
     completion = chat(client, "o que é um buraco negro?", lang="pt")
     assert completion.choices[0].message.content.startswith("Um buraco negro é uma região do espaço")
     assert any(r.path == "/wiki/pt/w/api.php" for r in replay.received())
-    assert "pt-pt" in {r.param("kl") for r in replay.received("/ddg/")}
+    # DuckDuckGo's region (kl=pt-pt) is checked in test_ddg_solver.py: here its speculative request may be
+    # cancelled before it is sent, as Wikipedia answers first.
 
 
 def test_next_solvers_answer_what_wikipedia_cannot(client: openai.OpenAI) -> None:
