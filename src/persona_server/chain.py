@@ -75,25 +75,22 @@ class AnswerStream:
 
     async def _limited(self) -> AsyncIterator[str]:
         pieces = self._run()
-        sent: list[str] = []
         try:
             async for piece in pieces:
                 text = self._limiter.feed(piece)
                 if text:
-                    sent.append(text)
                     yield text
                 if self._limiter.done:
                     break
             else:
                 text = self._limiter.finish()
                 if text:
-                    sent.append(text)
                     yield text
         finally:
             await pieces.aclose()
         # Only an answer streamed to its end (not one closed early by a client that left) is reported.
         if self._on_complete is not None:
-            self._on_complete("".join(sent))
+            self._on_complete(self._limiter.text)
 
     # -- the chain ----------------------------------------------------------------------------------------
 

@@ -48,7 +48,12 @@ class TextLimiter:
     @property
     def tokens(self) -> int:
         """Tokens of the text let through so far (counted over the joined text, not per piece)."""
-        return count_tokens("".join(self._emitted))
+        return count_tokens(self.text)
+
+    @property
+    def text(self) -> str:
+        """The text let through so far."""
+        return "".join(self._emitted)
 
     def feed(self, piece: str) -> str:
         if self.done:
