@@ -153,6 +153,14 @@ class Catalog:
             return self.default
         return self.personas.get(model_key(model))
 
+    def for_model(self, model: str | None, *, strict: bool) -> Persona | None:
+        """The persona answering a request for `model`: unknown names get the default persona, unless models
+        are strict (then None). The one rule every protocol follows."""
+        persona = self.get(model)
+        if persona is None and not strict:
+            return self.default
+        return persona
+
     def __iter__(self) -> Iterator[Persona]:
         # A snapshot: a reload may replace the dict while a caller iterates.
         return iter(list(self.personas.values()))

@@ -9,8 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__
-from persona_server.api.context import server_state
-from persona_server.api.openai import json_response
+from persona_server.api.context import json_response, server_state
 from persona_server.catalog import Catalog
 
 

@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from persona_server import __version__
-from persona_server.api.context import read_body, server_state
+from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import unless_disconnected, with_pings
 from persona_server.catalog import Catalog
@@ -123,15 +123,13 @@ async def _validated(request: Request, model: type[Body]) -> Body:
 
 
 def _pick(request: Request, model: str | None) -> Persona:
-    """The persona `model` names; unknown names get the default persona unless models are strict."""
+    """The persona `model` names (see Catalog.for_model); Ollama requires a model name."""
     if not model or not model.strip():
         raise APIError(400, "model is required")
-    catalog: Catalog = server_state(request).catalog
-    persona = catalog.get(model)
+    state = server_state(request)
+    persona = state.catalog.for_model(model, strict=state.settings.strict_models)
     if persona is None:
-        if server_state(request).settings.strict_models:
-            raise APIError(404, f"model '{model}' not found")
-        persona = catalog.default
+        raise APIError(404, f"model '{model}' not found")
     return persona
 
 
@@ -142,10 +140,6 @@ def tag(name: str) -> str:
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def _line(data: dict[str, Any]) -> bytes:
@@ -221,7 +215,7 @@ async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
         settings: Settings = server_state(request).settings
         return StreamingResponse(answer.lines(settings.ping_interval), media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
-    return _json(answer.final(text))
+    return json_response(answer.final(text))
 
 
 async def _load(request: Request, persona: Persona, started: int, chat: bool) -> Response:
@@ -234,7 +228,7 @@ async def _load(request: Request, persona: Persona, started: int, chat: bool) ->
     else:
         out["response"] = ""
     out.update({"done": True, "done_reason": "load", "total_duration": elapsed, "load_duration": elapsed})
-    return _json(out)
+    return json_response(out)
 
 
 async def chat(request: Request) -> Response:
@@ -301,7 +295,7 @@ def _model(persona: Persona, started: int) -> dict[str, Any]:
 async def tags(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     started: int = server_state(request).started
-    return _json({"models": [_model(persona, started) for persona in catalog]})
+    return json_response({"models": [_model(persona, started) for persona in catalog]})
 
 
 async def ps(request: Request) -> Response:
@@ -313,7 +307,7 @@ async def ps(request: Request) -> Response:
             name = tag(persona.name)
             models.append({"name": name, "model": name, "size": 0, "digest": _digest(persona),
                            "details": _details(), "expires_at": NEVER, "size_vram": 0})
-    return _json({"models": models})
+    return json_response({"models": models})
 
 
 async def show(request: Request) -> Response:
@@ -326,7 +320,7 @@ async def show(request: Request) -> Response:
     if persona is None:
         raise APIError(404, f"model '{model}' not found")
     solvers = [slot.name for slot in persona.slots]
-    return _json({
+    return json_response({
         "license": "",
         "modelfile": f"# persona-server persona {persona.name}\n# solvers: {', '.join(solvers)}\n",
         "parameters": "",
@@ -345,7 +339,7 @@ async def show(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    return _json({"version": OLLAMA_VERSION, "persona_server": __version__})
+    return json_response({"version": OLLAMA_VERSION, "persona_server": __version__})
 
 
 def routes() -> list[Route]:

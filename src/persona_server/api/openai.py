@@ -7,18 +7,16 @@ answer back. Served under `/v1` and at the root, as old clients post to `/chat/c
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server.api.context import read_body, server_state
+from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 from persona_server.api.streaming import (
@@ -39,23 +37,12 @@ from persona_server.text import count_tokens, split_pieces
 OWNER = "persona-server"
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-def new_id(prefix: str) -> str:
-    # Unique like a uuid4 (ids need not be secret), at a fraction of its cost on the hot path.
-    return f"{prefix}{random.getrandbits(128):032x}"
-
-
 def pick_persona(request: Request, model: str | None) -> Persona:
-    """The persona `model` names; unknown names get the default persona unless models are strict."""
+    """The persona `model` names (see Catalog.for_model), as an OpenAI 404 when there is none."""
     state = server_state(request)
-    persona = state.catalog.get(model)
+    persona = state.catalog.for_model(model, strict=state.settings.strict_models)
     if persona is None:
-        if state.settings.strict_models:
-            raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
-        persona = state.catalog.default
+        raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
     return persona
 
 

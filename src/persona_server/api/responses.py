@@ -16,7 +16,6 @@ response object as on the other routes.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -26,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server.api.context import read_body, server_state
+from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.openai import json_response, pick_persona
+from persona_server.api.openai import pick_persona
 from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, with_pings
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -158,8 +157,8 @@ class _Response:
     """Builds the response object and its parts as the answer progresses."""
 
     def __init__(self, persona: Persona, body: ResponsesRequest, prompt_tokens: int) -> None:
-        self.id = f"resp_{uuid.uuid4().hex}"
-        self.item_id = f"msg_{uuid.uuid4().hex}"
+        self.id = new_id("resp_")
+        self.item_id = new_id("msg_")
         self.created_at = int(time.time())
         self.persona = persona
         self.body = body
