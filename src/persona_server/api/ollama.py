@@ -30,13 +30,13 @@ from starlette.routing import Route
 from persona_server import __version__
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.streaming import unless_disconnected, with_pings
+from persona_server.api.streaming import unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
-from persona_server.text import count_tokens, split_pieces
+from persona_server.text import count_tokens
 
 # The Ollama API version we follow; clients use /api/version to decide which features they may use.
 OLLAMA_VERSION = "0.6.3"
@@ -197,16 +197,15 @@ class _Answer:
         return "".join(parts)
 
     async def lines(self, ping_interval: float) -> AsyncIterator[bytes]:
-        async for piece in with_pings(self.stream, ping_interval):
+        async for words in word_chunks(self.stream, ping_interval):
             created_at = now_rfc3339()
-            if piece is None:
+            if words is None:
                 # NDJSON has no comments: an empty chunk keeps an idle connection alive and parses everywhere.
                 yield _line(self.chunk("", created_at))
                 continue
             if self.first is None:
                 self.first = time.perf_counter_ns()
-            # A whole answer goes out at once, as word-sized chunks like an LLM's.
-            yield b"".join(_line(self.chunk(word, created_at)) for word in split_pieces(piece))
+            yield b"".join(_line(self.chunk(word, created_at)) for word in words)
         yield _line(self.final(""))
 
 

@@ -25,14 +25,14 @@ from persona_server.api.streaming import (
     SSE_PING,
     sse_event,
     unless_disconnected,
-    with_pings,
+    word_chunks,
 )
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
-from persona_server.text import count_tokens, split_pieces
+from persona_server.text import count_tokens
 
 OWNER = "persona-server"
 
@@ -152,13 +152,12 @@ async def _chat_events(persona: Persona, query: Query, body: ChatCompletionReque
     for index in range(body.n):
         stream = persona.stream(query)
         yield chunk(index, {"role": "assistant", "content": ""})
-        async for piece in with_pings(stream, ping_interval):
-            if piece is None:
+        async for words in word_chunks(stream, ping_interval):
+            if words is None:
                 yield SSE_PING
             else:
-                # A whole answer goes out at once, as word-sized chunks like an LLM's.
                 extra = {"solver": stream.solver}
-                yield b"".join(chunk(index, {"content": word}, extra=extra) for word in split_pieces(piece))
+                yield b"".join(chunk(index, {"content": word}, extra=extra) for word in words)
         completion_tokens += stream.tokens
         yield chunk(index, {}, stream.finish_reason, extra=_metadata(stream))
     if include_usage:
@@ -237,12 +236,12 @@ async def _completion_events(persona: Persona, jobs: list[tuple[str, Query]], bo
         stream = persona.stream(query)
         if body.echo:
             yield chunk(index, prompt)
-        async for piece in with_pings(stream, ping_interval):
-            if piece is None:
+        async for words in word_chunks(stream, ping_interval):
+            if words is None:
                 yield SSE_PING
             else:
                 extra = {"solver": stream.solver}
-                yield b"".join(chunk(index, word, extra=extra) for word in split_pieces(piece))
+                yield b"".join(chunk(index, word, extra=extra) for word in words)
         completion_tokens += stream.tokens
         yield chunk(index, "", stream.finish_reason, extra=_metadata(stream))
     if body.include_usage:

@@ -28,12 +28,12 @@ from starlette.routing import Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
-from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, with_pings
+from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
-from persona_server.text import count_tokens, split_pieces
+from persona_server.text import count_tokens
 
 _ROLES = ("user", "assistant", "system", "developer")
 _TEXT_PARTS = ("input_text", "output_text", "text")
@@ -258,14 +258,12 @@ async def _events(built: _Response, stream: AnswerStream, ping_interval: float) 
     yield event("response.output_item.added", output_index=0, item=built.item("in_progress", []))
     yield event("response.content_part.added", **where, part=built.part("", []))
     parts: list[str] = []
-    async for piece in with_pings(stream, ping_interval):
-        if piece is None:
+    async for words in word_chunks(stream, ping_interval):
+        if words is None:
             yield SSE_PING
             continue
-        parts.append(piece)
-        # A whole answer goes out at once, as word-sized deltas like an LLM's.
-        yield b"".join(event("response.output_text.delta", **where, delta=word, logprobs=[])
-                       for word in split_pieces(piece))
+        parts.extend(words)
+        yield b"".join(event("response.output_text.delta", **where, delta=word, logprobs=[]) for word in words)
     text = "".join(parts)
     status, part, item = built.finished(stream, text)
     yield event("response.output_text.done", **where, text=text, logprobs=[])

@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 
 from persona_server.deadlines import Deadline
+from persona_server.text import split_pieces
 
 T = TypeVar("T")
 
@@ -54,6 +55,18 @@ async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def word_chunks(answer: AsyncIterator[str], interval: float) -> AsyncIterator[list[str] | None]:
+    """An answer's pieces split into word-sized chunks, or None when `interval` passes without one (time for a
+    keep-alive). A whole answer of a non-streaming solver thus goes out at once, word by word, as an LLM's
+    tokens would; an LLM's tokens pass as they are."""
+    pieces = with_pings(answer, interval)
+    try:
+        async for piece in pieces:
+            yield None if piece is None else split_pieces(piece)
+    finally:
+        await pieces.aclose()
 
 
 class ClientGone(Exception):
