@@ -7,12 +7,13 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import errors, health, ollama, openai, responses
+from persona_server.api import anthropic, errors, health, model_lists, ollama, openai, responses
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
@@ -42,7 +43,9 @@ class NormalizePath:
 
 
 class RequireApiKey:
-    """With an API key configured, every route but the health probe needs `Authorization: Bearer KEY`."""
+    """With an API key configured, every route but the health probe needs the key, in whichever place the
+    client's SDK sends it: `Authorization: Bearer KEY` (OpenAI, Anthropic, Bedrock API keys), `x-api-key`
+    (Anthropic), `x-goog-api-key` or the `key` query parameter (Gemini)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
@@ -53,12 +56,21 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key", b"")
+        given = (headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key")
+                 or headers.get(b"x-goog-api-key") or _query_key(scope))
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         await errors.error_for_path(scope["path"], error)(scope, receive, send)
+
+
+def _query_key(scope: Scope) -> bytes:
+    """Gemini's `?key=KEY`."""
+    query: bytes = scope.get("query_string", b"")
+    if b"key=" not in query:
+        return b""
+    return next((v.encode() for k, v in parse_qsl(query.decode("latin-1")) if k == "key"), b"")
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -71,7 +83,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             await catalog.close()
 
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes()],
+        routes=[*model_lists.routes(), *openai.routes(), *responses.routes(), *ollama.routes(), *health.routes(),
+                *anthropic.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,

@@ -20,6 +20,7 @@ from persona_server.api.streaming import ClientGone
 
 if TYPE_CHECKING:
     from persona_server.catalog import Catalog
+    from persona_server.chain import AnswerStream
     from persona_server.settings import Settings
 
 # A chat request is a few kilobytes; a long history a few hundred. Anything far larger is a mistake or abuse.
@@ -62,3 +63,10 @@ def json_response(data: Any, status: int = 200) -> Response:
 def new_id(prefix: str) -> str:
     # Unique like a uuid4 (ids need not be secret), at a fraction of its cost on the hot path.
     return f"{prefix}{random.getrandbits(128):032x}"
+
+
+def stop_reason(stream: AnswerStream, *, end: str, length: str, stop_sequence: str) -> str:
+    """An answer's finish as a vendor names it: a natural end, the token limit, or one of the stop sequences."""
+    if stream.finish_reason == "length":
+        return length
+    return stop_sequence if stream.stop_sequence is not None else end

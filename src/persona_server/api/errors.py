@@ -8,10 +8,11 @@ clients parse `{"error": "..."}`. Which one a response uses is decided by the ro
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -68,8 +69,23 @@ def is_ollama_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+PathMatcher = Callable[[str], bool]
+ErrorRenderer = Callable[[APIError], Response]
+# Vendor protocols' error formats, by the paths they own (api/anthropic.py etc. register theirs at import);
+# the first match wins, and a path none claims answers like Ollama under /api, like OpenAI elsewhere.
+_FORMATS: list[tuple[PathMatcher, ErrorRenderer]] = []
+
+
+def register_error_format(matches: PathMatcher, render: ErrorRenderer) -> None:
+    """Render errors on the paths `matches` accepts with `render` (a protocol module's own error shape)."""
+    _FORMATS.append((matches, render))
+
+
 def error_for_path(path: str, error: APIError) -> Response:
     """The error in the format of the protocol the path belongs to (for middleware, which has no route yet)."""
+    for matches, render in _FORMATS:
+        if matches(path):
+            return render(error)
     return ollama_error(error) if is_ollama_path(path) else openai_error(error)
 
 
@@ -84,6 +100,8 @@ def from_validation_error(exc: ValidationError) -> APIError:
     message = first["msg"]
     if first["type"] == "missing":
         message = f"'{param}' is a required property"
+    elif first["type"] == "extra_forbidden":
+        message = f"'{param}' is not supported by this server"
     elif param:
         message = f"Invalid value for '{param}': {message}"
     return APIError(400, message, param=param, code="invalid_value" if first["type"] != "missing" else None)
@@ -97,6 +115,25 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise APIError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_model(raw: bytes, model: type[ModelT]) -> ModelT:
+    """A request body validated straight from bytes (one pass, no intermediate dict), as a 400 when it is not
+    JSON, not an object, or not what `model` describes."""
+    if not raw.strip():
+        parse_json(raw)  # raises the "empty body" error
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        if first["type"] == "json_invalid":
+            parse_json(raw)  # raises the "not valid JSON" error with the decoder's position
+        if not first["loc"]:
+            raise APIError(400, "The request body must be a JSON object.", code="invalid_json") from None
+        raise from_validation_error(exc) from None
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

@@ -25,6 +25,11 @@ def sse_event(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
+def sse_named(event: str, data: Any) -> bytes:
+    """An SSE event with a name (`event: X`), as Anthropic's streams send them."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
     """Yield the source's items, and None whenever `interval` seconds pass without one.
 
