@@ -211,11 +211,10 @@ def input_tokens(messages: list[Message]) -> int:
     return sum(count_tokens(m.content) for m in messages)
 
 
-async def answer(request: Request, persona: Persona, query: Query, tokens_in: int) -> dict[str, Any]:
-    """A whole answer as Anthropic's `message` (also Bedrock's invoke)."""
+async def answer_text(request: Request, persona: Persona, query: Query) -> tuple[str, AnswerStream]:
+    """A whole answer, cancelled if the client leaves first."""
     stream = persona.stream(query)
-    text = await unless_disconnected(request, stream.text())
-    return message_json(persona, text, stream, tokens_in)
+    return await unless_disconnected(request, stream.text()), stream
 
 
 async def create_message(request: Request) -> Response:
@@ -229,7 +228,8 @@ async def create_message(request: Request) -> Response:
     if body.stream:
         events = message_events(persona, query, input_tokens(messages), settings.ping_interval)
         return StreamingResponse(_sse(events), media_type="text/event-stream", headers=SSE_HEADERS)
-    return json_response(await answer(request, persona, query, input_tokens(messages)))
+    text, stream = await answer_text(request, persona, query)
+    return json_response(message_json(persona, text, stream, input_tokens(messages)))
 
 
 async def count_message_tokens(request: Request) -> Response:
