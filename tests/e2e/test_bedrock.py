@@ -234,6 +234,11 @@ class TLSProxy:
         started.set()
         self.loop.run_forever()
         server.close()
+        tasks = asyncio.all_tasks(self.loop)  # connections boto3 keeps alive
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
