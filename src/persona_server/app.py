@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import anthropic, bedrock, errors, health, model_lists, ollama, openai, responses
+from persona_server.api import anthropic, bedrock, errors, gemini, health, model_lists, ollama, openai, responses
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
@@ -84,7 +84,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
 
     app = Starlette(
         routes=[*model_lists.routes(), *openai.routes(), *responses.routes(), *ollama.routes(), *health.routes(),
-                *anthropic.routes(), *bedrock.routes()],
+                *anthropic.routes(), *bedrock.routes(), *gemini.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,

@@ -11,13 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from persona_server.api import anthropic, openai
+from persona_server.api import anthropic, gemini, openai
 
 
 def _protocol(request: Request) -> str:
     headers = request.headers
     if "anthropic-version" in headers:
         return "anthropic"
+    if "x-goog-api-key" in headers or "key" in request.query_params:
+        return "gemini"
     return "openai"
 
 
@@ -25,6 +27,8 @@ async def list_models(request: Request) -> Response:
     match _protocol(request):
         case "anthropic":
             return anthropic.list_models(request)
+        case "gemini":
+            return gemini.list_models(request)
     return await openai.list_models(request)
 
 
@@ -32,6 +36,8 @@ async def retrieve_model(request: Request) -> Response:
     match _protocol(request):
         case "anthropic":
             return anthropic.retrieve_model(request)
+        case "gemini":
+            return gemini.retrieve_model(request)
     return await openai.retrieve_model(request)
 
 
