@@ -9,7 +9,6 @@ model and the event sequence are shared with Bedrock's `invoke`, which takes the
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -22,7 +21,14 @@ from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, parse_model, register_error_format
-from persona_server.api.streaming import SSE_HEADERS, sse_named, unless_disconnected, word_chunks
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    STREAM_FAILED,
+    log_stream_failure,
+    sse_named,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -32,8 +38,6 @@ from persona_server.text import count_tokens
 
 MAX_MESSAGES = 1000
 MAX_STOP_SEQUENCES = 16
-
-log = logging.getLogger(__name__)
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -191,8 +195,8 @@ async def message_events(persona: Persona, query: Query, input_tokens: int,
                 yield [("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                 "delta": {"type": "text_delta", "text": word}}) for word in words]
     except Exception as exc:  # the answer failed mid-way: say so in the stream, as Anthropic does
-        log.error("persona %r: the answer failed mid-stream", persona.name, exc_info=exc)
-        yield [("error", error_body(APIError(500, "The answer failed while it was being streamed.")))]
+        log_stream_failure(persona.name, exc)
+        yield [("error", error_body(APIError(500, STREAM_FAILED)))]
         return
     yield [("content_block_stop", {"type": "content_block_stop", "index": 0}),
            ("message_delta", {"type": "message_delta",

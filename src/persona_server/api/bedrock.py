@@ -26,7 +26,7 @@ from persona_server.api import anthropic
 from persona_server.api import bedrock_eventstream as eventstream
 from persona_server.api.context import json_response, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, from_validation_error, parse_json, parse_model, register_error_format
-from persona_server.api.streaming import word_chunks
+from persona_server.api.streaming import STREAM_FAILED, log_stream_failure, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
@@ -166,8 +166,8 @@ async def _converse_events(persona: Persona, query: Query, input_tokens: int,
                 yield b"".join(eventstream.event("contentBlockDelta", {"delta": {"text": word}, "contentBlockIndex": 0})
                                for word in words)
     except Exception as exc:  # the answer failed mid-way: end with the stream's own error
-        anthropic.log.error("persona %r: the answer failed mid-stream", persona.name, exc_info=exc)
-        yield eventstream.exception("internalServerException", "The answer failed while it was being streamed.")
+        log_stream_failure(persona.name, exc)
+        yield eventstream.exception("internalServerException", STREAM_FAILED)
         return
     yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
     yield eventstream.event("messageStop", {"stopReason": _stop_reason(stream),

@@ -11,7 +11,6 @@ schemas) is refused with a 400. Errors are `{"error": {"code", "message", "statu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,14 @@ from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, parse_model, register_error_format
-from persona_server.api.streaming import SSE_HEADERS, sse_event, unless_disconnected, word_chunks
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    STREAM_FAILED,
+    log_stream_failure,
+    sse_event,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
@@ -34,8 +40,6 @@ MAX_PARTS = 100
 MAX_STOP_SEQUENCES = 16
 MAX_PAGE_SIZE = 1000
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
-
-log = logging.getLogger(__name__)
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
            409: "ALREADY_EXISTS", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 501: "UNIMPLEMENTED",
@@ -161,8 +165,8 @@ async def _chunks(persona: Persona, query: Query, prompt_tokens: int,
         async for words in word_chunks(stream, ping_interval):
             yield None if words is None else _response(persona, response_id, "".join(words))
     except Exception as exc:
-        log.error("persona %r: the answer failed mid-stream", persona.name, exc_info=exc)
-        yield error_body(APIError(500, "The answer failed while it was being streamed."))
+        log_stream_failure(persona.name, exc)
+        yield error_body(APIError(500, STREAM_FAILED))
         return
     yield _response(persona, response_id, "", _finish(stream, prompt_tokens))
 

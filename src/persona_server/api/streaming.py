@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 
+from persona_server import secrets
 from persona_server.deadlines import Deadline
 from persona_server.text import split_pieces
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# What a client reads when its answer fails after the stream has begun (the details go to the log only).
+STREAM_FAILED = "The answer failed while it was being streamed."
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_DONE = b"data: [DONE]\n\n"
@@ -115,3 +122,9 @@ async def _disconnected(request: Request) -> None:
     # The body has been read, so the next message the server sends us is the disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def log_stream_failure(persona: str, exc: BaseException) -> None:
+    """Log an answer that failed mid-stream, with secrets masked: its stream then ends with an error event."""
+    log.error("persona %r: the answer failed mid-stream: %s", persona,
+              secrets.redact(f"{type(exc).__name__}: {exc}"))
