@@ -200,6 +200,8 @@ def test_missing_max_tokens_and_bad_json(server: ServerProcess) -> None:
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
     unknown = httpx.post(server.base_url + "/anthropic/v1/nothing-here", json={})
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
+    wrong_method = httpx.get(server.base_url + "/v1/messages")
+    assert wrong_method.status_code == 405 and wrong_method.json()["type"] == "error"
 
 
 def test_api_key(keyed: ServerProcess) -> None:

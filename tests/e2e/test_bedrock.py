@@ -213,6 +213,15 @@ def test_bad_requests_raise_botocores_errors(client: Any) -> None:
         client.invoke_model(modelId="fixed", body=json.dumps({"messages": [{"role": "user", "content": "x"}]}))
 
 
+def test_unknown_operations_and_methods(server: ServerProcess) -> None:
+    unknown = httpx.post(server.base_url + "/model/fixed/summarize", json={})
+    assert unknown.status_code == 404
+    assert unknown.headers["x-amzn-errortype"] == "ResourceNotFoundException"
+    assert "Unknown operation" in unknown.json()["message"]
+    wrong_method = httpx.get(server.base_url + "/bedrock/model/fixed/converse")
+    assert wrong_method.status_code == 405 and wrong_method.headers["x-amzn-errortype"] == "ValidationException"
+
+
 class TLSProxy:
     """Terminates TLS on a loopback port and passes the bytes to the server, as a reverse proxy would."""
 

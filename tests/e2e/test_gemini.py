@@ -154,6 +154,10 @@ def test_v1_models_list_format_follows_the_key_header(server: ServerProcess) -> 
     gemini = httpx.get(server.base_url + "/v1/models", headers={"x-goog-api-key": "k"}).json()
     assert gemini["models"][0]["name"] == "models/Fixed"
     assert httpx.get(server.base_url + "/v1/models?key=k").json()["models"][1]["displayName"] == "History"
+    assert httpx.get(server.base_url + "/v1/models/fixed").json() == {
+        "id": "Fixed", "object": "model", "created": pytest.approx(0, abs=2**40), "owned_by": "persona-server"}
+    assert httpx.get(server.base_url + "/v1/models/fixed", headers={"x-goog-api-key": "k"}).json()["name"] \
+        == "models/Fixed"
 
 
 def test_bad_requests_raise_the_sdks_error(client: genai.Client) -> None:

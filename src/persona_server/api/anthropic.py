@@ -17,10 +17,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, parse_model, register_error_format
+from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.streaming import (
     SSE_HEADERS,
     STREAM_FAILED,
@@ -291,7 +292,7 @@ async def _retrieve_model(request: Request) -> Response:
     return retrieve_model(request)
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     """Anthropic's routes, also under /anthropic; `GET /v1/models` answers in Anthropic's format when the request
     carries `anthropic-version` (see api/model_lists.py)."""
     table = [
@@ -299,5 +300,8 @@ def routes() -> list[Route]:
         ("/v1/messages/count_tokens", count_message_tokens, ["POST"]),
     ]
     prefixed = [("/v1/models", _list_models, ["GET"]), ("/v1/models/{model_id:path}", _retrieve_model, ["GET"])]
-    return ([Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
-            + [Route("/anthropic" + path, endpoint, methods=methods) for path, endpoint, methods in table + prefixed])
+    return [PrefixedRoutes(
+        ("/v1/messages", "/anthropic/"),
+        [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
+        + [Route("/anthropic" + path, endpoint, methods=methods) for path, endpoint, methods in table + prefixed],
+    )]

@@ -20,12 +20,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from persona_server.api import anthropic
 from persona_server.api import bedrock_eventstream as eventstream
 from persona_server.api.context import json_response, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, from_validation_error, parse_json, parse_model, register_error_format
+from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.streaming import STREAM_FAILED, log_stream_failure, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -46,7 +47,8 @@ _EXCEPTIONS = {
 
 
 def bedrock_error(error: APIError) -> Response:
-    kind, status = _EXCEPTIONS.get(error.status, ("InternalServerException", 500 if error.status >= 500 else 400))
+    fallback = ("InternalServerException", 500) if error.status >= 500 else ("ValidationException", error.status)
+    kind, status = _EXCEPTIONS.get(error.status, fallback)
     return Response(orjson.dumps({"message": error.message}), status_code=status, media_type="application/json",
                     headers={"x-amzn-ErrorType": kind})
 
@@ -60,7 +62,7 @@ register_error_format(is_bedrock_path, bedrock_error)
 
 def pick_persona(request: Request) -> Persona:
     state = server_state(request)
-    model_id = request.path_params["model_id"]
+    model_id = request.path_params["target"].rpartition("/")[0]
     persona = state.catalog.for_model(model_id, strict=state.settings.strict_models)
     if persona is None:
         raise APIError(404, f"The model '{model_id}' does not exist.")
@@ -193,12 +195,12 @@ _UNSUPPORTED_BODIES = (
 
 async def _invocation(request: Request) -> tuple[Persona, Query, int]:
     raw = await read_body(request)
-    data = parse_json(raw)
-    if not isinstance(data, dict) or "messages" not in data or "prompt" in data or "inputText" in data:
-        raise APIError(400, _UNSUPPORTED_BODIES)
     try:
-        body = anthropic.MessagesRequest.model_validate_json(raw)
+        body = anthropic.MessagesRequest.model_validate_json(raw)  # one pass for the body we do take
     except ValidationError as exc:
+        data = parse_json(raw)  # raises the JSON errors
+        if not isinstance(data, dict) or not ("anthropic_version" in data or "max_tokens" in data):
+            raise APIError(400, _UNSUPPORTED_BODIES) from None
         raise from_validation_error(exc) from None
     persona = pick_persona(request)
     messages = body.to_messages()
@@ -246,13 +248,24 @@ async def invoke_stream(request: Request) -> Response:
                              headers={"X-Amzn-Bedrock-Content-Type": "application/json"})
 
 
-def routes() -> list[Route]:
+_OPERATIONS = {
+    "converse": converse,
+    "converse-stream": converse_stream,
+    "invoke": invoke,
+    "invoke-with-response-stream": invoke_stream,
+}
+
+
+async def operation(request: Request) -> Response:
+    """`POST /model/{modelId}/{operation}`: one route (one regex) for the four operations."""
+    model_id, _, name = request.path_params["target"].rpartition("/")
+    endpoint = _OPERATIONS.get(name)
+    if endpoint is None or not model_id:
+        raise APIError(404, f"Unknown operation: POST {request.url.path}")
+    return await endpoint(request)
+
+
+def routes() -> list[BaseRoute]:
     # `:path`: a model id may be an ARN with slashes in it (boto3 escapes them; the server unescapes them).
-    table = [
-        ("/converse", converse),
-        ("/converse-stream", converse_stream),
-        ("/invoke", invoke),
-        ("/invoke-with-response-stream", invoke_stream),
-    ]
-    return [Route(prefix + "/model/{model_id:path}" + suffix, endpoint, methods=["POST"])
-            for prefix in ("", "/bedrock") for suffix, endpoint in table]
+    return [PrefixedRoutes(("/model/", "/bedrock/"), [
+        Route(prefix + "/model/{target:path}", operation, methods=["POST"]) for prefix in ("", "/bedrock")])]

@@ -18,10 +18,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, parse_model, register_error_format
+from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.streaming import (
     SSE_HEADERS,
     STREAM_FAILED,
@@ -270,12 +271,12 @@ async def _retrieve_model(request: Request) -> Response:
     return retrieve_model(request)
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     """Under /v1beta, /v1 and /gemini/...; `GET /v1/models[/{id}]` answers in Gemini's format when the request
     carries Gemini's key (see api/model_lists.py)."""
-    out = [Route(prefix + "/models/{target:path}", model_method, methods=["POST"])
-           for prefix in ("/v1beta", "/v1", "/gemini/v1beta", "/gemini/v1")]
+    out: list[BaseRoute] = [Route(prefix + "/models/{target:path}", model_method, methods=["POST"])
+                            for prefix in ("/v1beta", "/v1", "/gemini/v1beta", "/gemini/v1")]
     for prefix in ("/v1beta", "/gemini/v1beta", "/gemini/v1"):
         out += [Route(prefix + "/models", _list_models, methods=["GET"]),
                 Route(prefix + "/models/{target:path}", _retrieve_model, methods=["GET"])]
-    return out
+    return [PrefixedRoutes(("/v1beta/", "/v1/models/", "/gemini/"), out)]
