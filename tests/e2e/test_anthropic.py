@@ -28,7 +28,7 @@ def _personas(root: object, files: dict[str, dict[str, object]]) -> list[str]:
 
 PERSONAS = {
     "fixed.json": {"name": "Fixed", "solvers": ["test-fixed"], "test-fixed": {"text": FOX, "source": "Foxes"}},
-    "history.json": {"name": "History", "solvers": ["test-history"]},
+    "history.json": {"name": "History", "solvers": ["test-history"], "memory": 5},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
 }
@@ -86,6 +86,17 @@ def test_system_prompt_and_blocks_reach_the_persona(client: anthropic.Anthropic)
     plain = client.messages.create(model="history", max_tokens=100, system="terse",
                                    messages=[{"role": "user", "content": "hi"}])
     assert plain.content[0].text == "system=terse | user=hi"  # type: ignore[union-attr]
+
+
+def test_metadata_user_id_is_the_conversations_user(server: ServerProcess) -> None:
+    client = client_for(server)  # one user's memory, so one path style
+    ask = client.messages.create
+    ask(model="history", max_tokens=50, metadata={"user_id": "ann"}, messages=[{"role": "user", "content": "first"}])
+    second = ask(model="history", max_tokens=50, metadata={"user_id": "ann"},
+                 messages=[{"role": "user", "content": "second"}])
+    assert second.content[0].text == "user=first | assistant=user=first | user=second"  # type: ignore[union-attr]
+    stranger = ask(model="history", max_tokens=50, messages=[{"role": "user", "content": "second"}])
+    assert stranger.content[0].text == "user=second", "without a user_id nothing is remembered"  # type: ignore[union-attr]
 
 
 def test_limits_map_to_stop_reasons(client: anthropic.Anthropic) -> None:
