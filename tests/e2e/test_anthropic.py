@@ -31,13 +31,16 @@ PERSONAS = {
     "history.json": {"name": "History", "solvers": ["test-history"], "memory": 5},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
+    # Slower than the server's keep-alive interval (see `server`): its streams carry keep-alives.
+    "slow.json": {"name": "Slow", "solvers": ["test-fixed"], "test-fixed": {"text": "At last.", "delay": 0.5}},
 }
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str]) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("anthropic")
-    proc = start_server_process(*_personas(root, PERSONAS), log_path=root / "server.log", env=plugin_env)
+    proc = start_server_process(*_personas(root, PERSONAS), log_path=root / "server.log",
+                                env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.1"})
     yield proc
     proc.stop()
 
@@ -158,6 +161,16 @@ def test_streamed_limits(client: anthropic.Anthropic) -> None:
         assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "jumps")
 
 
+def test_keep_alives_are_ping_events(client: anthropic.Anthropic, server: ServerProcess) -> None:
+    with client.messages.stream(model="slow", max_tokens=50, messages=[{"role": "user", "content": "well?"}]) as s:
+        assert "".join(s.text_stream) == "At last."
+    body = {"model": "slow", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "well?"}]}
+    names = [line for line in httpx.post(server.base_url + "/v1/messages", json=body).text.splitlines()
+             if line.startswith("event: ")]
+    assert names.count("event: ping") > 1, "pings while the answer was slow"
+    assert names[-1] == "event: message_stop"
+
+
 def test_raw_stream_with_create(client: anthropic.Anthropic) -> None:
     events = list(client.messages.create(model="fixed", max_tokens=100, stream=True,
                                          messages=[{"role": "user", "content": "foxes"}]))
@@ -174,12 +187,12 @@ def test_count_tokens(client: anthropic.Anthropic) -> None:
 
 def test_models_list_in_anthropic_format(client: anthropic.Anthropic, server: ServerProcess) -> None:
     models = client.models.list()
-    assert [m.id for m in models] == ["Fixed", "History", "Streamer"]
+    assert [m.id for m in models] == ["Fixed", "History", "Streamer", "Slow"]
     first = models.data[0]
     assert first.type == "model" and first.display_name == "Fixed" and first.created_at.year >= 2024
     page = client.models.list(limit=2)
     assert [m.id for m in page.data] == ["Fixed", "History"] and page.has_more
-    assert [m.id for m in page] == ["Fixed", "History", "Streamer"], "the SDK follows the pages"
+    assert [m.id for m in page] == ["Fixed", "History", "Streamer", "Slow"], "the SDK follows the pages"
     assert client.models.retrieve("streamer").id == "Streamer"
     with pytest.raises(anthropic.NotFoundError, match="does not exist"):
         client.models.retrieve("nope")
@@ -193,6 +206,9 @@ def test_bad_requests_raise_the_sdks_error(client: anthropic.Anthropic) -> None:
         client.messages.create(model="fixed", max_tokens=0, messages=[{"role": "user", "content": "hi"}])
     assert info.value.body["type"] == "error"  # type: ignore[index]
     assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError, match="stop_sequences"):
+        client.messages.create(model="fixed", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+                               stop_sequences=["x" * 1001])
     with pytest.raises(anthropic.BadRequestError, match="'tools' is not supported"):
         client.messages.create(model="fixed", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
                                tools=[{"name": "x", "input_schema": {"type": "object"}}])

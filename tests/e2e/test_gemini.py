@@ -22,6 +22,8 @@ PERSONAS = {
     "history.json": {"name": "History", "solvers": ["test-history"]},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
+    # Slower than the server's keep-alive interval (see `server`): its streams carry keep-alives.
+    "slow.json": {"name": "Slow", "solvers": ["test-fixed"], "test-fixed": {"text": "At last.", "delay": 0.5}},
 }
 
 
@@ -35,7 +37,7 @@ def _start(root: Path, env: dict[str, str], *extra: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str]) -> Iterator[ServerProcess]:
-    proc = _start(tmp_path_factory.mktemp("gemini"), plugin_env)
+    proc = _start(tmp_path_factory.mktemp("gemini"), {**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.1"})
     yield proc
     proc.stop()
 
@@ -118,6 +120,16 @@ def test_generate_content_stream(client: genai.Client) -> None:
     assert cut[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS  # type: ignore[index]
 
 
+def test_keep_alives_do_not_disturb_the_sdk(client: genai.Client, server: ServerProcess) -> None:
+    chunks = list(client.models.generate_content_stream(model="slow", contents="well?"))
+    assert "".join(c.text or "" for c in chunks) == "At last."
+    body = {"contents": [{"parts": [{"text": "well?"}]}]}
+    raw = httpx.post(server.base_url + "/v1beta/models/slow:streamGenerateContent?alt=sse", json=body).text
+    assert raw.startswith("\n"), "a blank line kept the stream alive while the answer was slow"
+    array = httpx.post(server.base_url + "/v1beta/models/slow:streamGenerateContent", json=body).text
+    assert array.startswith("\n") and json.loads(array)[0]["candidates"][0]["content"]["parts"][0]["text"]
+
+
 def test_stream_without_sse_is_a_json_array(server: ServerProcess) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": "a story"}]}],
             "generationConfig": {"stopSequences": ["time"]}}
@@ -139,10 +151,10 @@ def test_count_tokens(client: genai.Client) -> None:
 
 def test_models_list_and_get(client: genai.Client) -> None:
     models = list(client.models.list())
-    assert [m.name for m in models] == ["models/Fixed", "models/History", "models/Streamer"]
+    assert [m.name for m in models] == ["models/Fixed", "models/History", "models/Streamer", "models/Slow"]
     assert "generateContent" in (models[0].supported_actions or [])
     paged = list(client.models.list(config={"page_size": 2}))
-    assert len(paged) == 3, "the SDK follows nextPageToken"
+    assert len(paged) == 4, "the SDK follows nextPageToken"
     assert client.models.get(model="streamer").display_name == "Streamer"
     with pytest.raises(errors.ClientError) as info:
         client.models.get(model="nope")

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from persona_server.api.context import json_response, new_id, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, parse_model, register_error_format
 from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import (
     SSE_HEADERS,
     STREAM_FAILED,
@@ -36,9 +37,6 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
-
-MAX_MESSAGES = 1000
-MAX_STOP_SEQUENCES = 16
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -117,7 +115,7 @@ class ConversationRequest(_Body):
 
 class MessagesRequest(ConversationRequest):
     max_tokens: Annotated[int, Field(ge=1)]
-    stop_sequences: Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
+    stop_sequences: Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     metadata: Metadata | None = None

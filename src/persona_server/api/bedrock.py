@@ -27,13 +27,11 @@ from persona_server.api import bedrock_eventstream as eventstream
 from persona_server.api.context import json_response, read_body, server_state, stop_reason
 from persona_server.api.errors import APIError, from_validation_error, parse_json, parse_model, register_error_format
 from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import STREAM_FAILED, log_stream_failure, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
-
-MAX_MESSAGES = 1000
-MAX_STOP_SEQUENCES = 16
 
 _EXCEPTIONS = {
     400: ("ValidationException", 400),
@@ -89,7 +87,7 @@ class ConverseMessage(_Body):
 
 class InferenceConfig(_Body):
     maxTokens: Annotated[int, Field(ge=1)] | None = None
-    stopSequences: Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
+    stopSequences: Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
     topP: Annotated[float, Field(ge=0, le=1)] | None = None
 

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, parse_model, register_error_format
 from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import (
     SSE_HEADERS,
     STREAM_FAILED,
@@ -36,9 +37,7 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.text import count_tokens
 
-MAX_CONTENTS = 1000
 MAX_PARTS = 100
-MAX_STOP_SEQUENCES = 16
 MAX_PAGE_SIZE = 1000
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
@@ -87,7 +86,7 @@ class Content(_Body):
 
 class GenerationConfig(_Body):
     maxOutputTokens: Annotated[int, Field(ge=1)] | None = None
-    stopSequences: Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
+    stopSequences: Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     topP: Annotated[float, Field(ge=0, le=1)] | None = None
     candidateCount: Literal[1] | None = None  # one answer per request
@@ -96,7 +95,7 @@ class GenerationConfig(_Body):
 
 class GenerateRequest(_Body):
     model: str | None = None  # the path names it; countTokens' generateContentRequest repeats it
-    contents: Annotated[list[Content], Field(min_length=1, max_length=MAX_CONTENTS)]
+    contents: Annotated[list[Content], Field(min_length=1, max_length=MAX_MESSAGES)]
     systemInstruction: Content | None = None
     generationConfig: GenerationConfig | None = None
 
@@ -113,7 +112,7 @@ class GenerateRequest(_Body):
 
 
 class CountTokensRequest(_Body):
-    contents: Annotated[list[Content], Field(max_length=MAX_CONTENTS)] | None = None
+    contents: Annotated[list[Content], Field(max_length=MAX_MESSAGES)] | None = None
     generateContentRequest: GenerateRequest | None = None
 
     def messages(self) -> list[Message]:
@@ -173,8 +172,9 @@ async def _chunks(persona: Persona, query: Query, prompt_tokens: int,
 
 
 async def _sse(chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
+    # The keep-alive is a blank line: google-genai reads an SSE comment line (`: ping`) as broken JSON.
     async for chunk in chunks:
-        yield b": ping\n\n" if chunk is None else sse_event(chunk)
+        yield b"\n" if chunk is None else sse_event(chunk)
 
 
 async def _json_array(chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:

@@ -114,3 +114,11 @@ class CompletionRequest(_Generation):
         if not self.prompt:
             raise APIError(400, "'prompt' must not be an empty list", param="prompt")
         return list(self.prompt)
+
+
+# Bounds of the vendor protocols' requests. Stop sequences are a few characters each, and each streamed piece is
+# checked against every one of them, so a huge one would make every piece costly.
+MAX_MESSAGES = 1000
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_LENGTH = 1000
+StopSequence = Annotated[str, Field(max_length=MAX_STOP_LENGTH)]
