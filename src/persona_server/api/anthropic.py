@@ -223,7 +223,7 @@ async def answer_text(request: Request, persona: Persona, query: Query) -> tuple
 async def create_message(request: Request) -> Response:
     body = parse_model(await read_body(request), MessagesRequest)
     if body.model is None:
-        raise APIError(400, "model: Field required", param="model")
+        raise APIError(400, "'model' is a required property", param="model")
     persona = pick_persona(request, body.model)
     settings = server_state(request).settings
     messages = body.to_messages()
