@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -17,10 +19,10 @@ EVENT_ORDER = ["message_start", "content_block_start", "ping", "content_block_de
                "message_delta", "message_stop"]
 
 
-def _personas(root: object, files: dict[str, dict[str, object]]) -> list[str]:
+def _personas(root: Path, files: dict[str, dict[str, object]]) -> list[str]:
     args: list[str] = []
     for name, data in files.items():
-        path = root / name  # type: ignore[operator]
+        path = root / name
         path.write_bytes(orjson.dumps(data))
         args += ["--persona", str(path)]
     return args
@@ -39,8 +41,12 @@ PERSONAS = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str]) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("anthropic")
-    proc = start_server_process(*_personas(root, PERSONAS), log_path=root / "server.log",
+    # A long story whose solver writes `marker` when it is cancelled.
+    endless = {"name": "Endless", "solvers": ["test-stream"], "test-stream": {
+        "pieces": [f"word{i} " for i in range(200)], "interval": 0.1, "marker": str(root / "cancelled")}}
+    proc = start_server_process(*_personas(root, {**PERSONAS, "endless.json": endless}), log_path=root / "server.log",
                                 env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.1"})
+    proc.extra["marker"] = root / "cancelled"
     yield proc
     proc.stop()
 
@@ -171,6 +177,18 @@ def test_keep_alives_are_ping_events(client: anthropic.Anthropic, server: Server
     assert names[-1] == "event: message_stop"
 
 
+def test_leaving_a_stream_cancels_the_solver(server: ServerProcess) -> None:
+    client = client_for(server)
+    with client.messages.stream(model="endless", max_tokens=1000,
+                                messages=[{"role": "user", "content": "go on"}]) as stream:
+        assert next(iter(stream.text_stream)).startswith("word0")
+    marker: Path = server.extra["marker"]
+    deadline = time.monotonic() + 5
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "cancelled", "the solver stopped when the client left"
+
+
 def test_raw_stream_with_create(client: anthropic.Anthropic) -> None:
     events = list(client.messages.create(model="fixed", max_tokens=100, stream=True,
                                          messages=[{"role": "user", "content": "foxes"}]))
@@ -187,12 +205,12 @@ def test_count_tokens(client: anthropic.Anthropic) -> None:
 
 def test_models_list_in_anthropic_format(client: anthropic.Anthropic, server: ServerProcess) -> None:
     models = client.models.list()
-    assert [m.id for m in models] == ["Fixed", "History", "Streamer", "Slow"]
+    assert [m.id for m in models] == ["Fixed", "History", "Streamer", "Slow", "Endless"]
     first = models.data[0]
     assert first.type == "model" and first.display_name == "Fixed" and first.created_at.year >= 2024
     page = client.models.list(limit=2)
     assert [m.id for m in page.data] == ["Fixed", "History"] and page.has_more
-    assert [m.id for m in page] == ["Fixed", "History", "Streamer", "Slow"], "the SDK follows the pages"
+    assert [m.id for m in page] == ["Fixed", "History", "Streamer", "Slow", "Endless"], "the SDK follows the pages"
     assert client.models.retrieve("streamer").id == "Streamer"
     with pytest.raises(anthropic.NotFoundError, match="does not exist"):
         client.models.retrieve("nope")
