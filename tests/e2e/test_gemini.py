@@ -44,7 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str])
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str]) -> Iterator[ServerProcess]:
-    proc = _start(tmp_path_factory.mktemp("gemini-key"), plugin_env, "--api-key", KEY, "--strict-models")
+    proc = _start(tmp_path_factory.mktemp("gemini-key"), plugin_env, "--api-key", KEY, "--strict-models",
+                  "--access-log")
     yield proc
     proc.stop()
 
@@ -206,6 +207,9 @@ def test_api_key(keyed: ServerProcess) -> None:
     assert by_param.status_code == 200
     wrong_param = httpx.post(keyed.base_url + "/v1beta/models/fixed:generateContent?key=nope", json=body)
     assert wrong_param.status_code == 401 and wrong_param.json()["error"]["status"] == "UNAUTHENTICATED"
+    log = keyed.log()
+    assert "generateContent?key=*** HTTP/1.1" in log, "the access log shows the request"
+    assert KEY not in log, "but not the key in its query string"
     # --strict-models: an unknown model is Gemini's NOT_FOUND.
     with pytest.raises(errors.ClientError, match="not found") as missing:
         right.models.generate_content(model="gemini-2.5-pro", contents="hi")
