@@ -127,3 +127,12 @@ async def test_failure_solver_unknown_language_falls_back_to_english() -> None:
     await persona.start()
     answer = await persona.answer(Query.from_text("?", lang="xx"))
     assert answer.text in dialogs("en")
+
+
+def test_on_no_answer_is_a_persona_setting() -> None:
+    spec = parse_persona({"solvers": ["ovos-solver-failure-plugin"], "on_no_answer": "error"}, source="<t>",
+                         default_name="t")
+    assert spec.on_no_answer == "error" and "on_no_answer" not in spec.blocks
+    assert parse_persona({"solvers": ["x"]}, source="<t>", default_name="t").on_no_answer == "apology"
+    with pytest.raises(PersonaError, match="on_no_answer"):
+        parse_persona({"solvers": ["x"], "on_no_answer": "shrug"}, source="<t>", default_name="t")

@@ -16,6 +16,7 @@ from persona_server.api import errors, health, ollama, openai, responses
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
+from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
@@ -76,6 +77,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
             ClientGone: errors.client_gone_handler,
+            AnswerFailed: errors.answer_error_handler,
+            NoAnswer: errors.answer_error_handler,
             Exception: errors.unexpected_error_handler,
         },
         lifespan=lifespan,

@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from persona_server.chain import AnswerFailed, NoAnswer
+
 log = logging.getLogger(__name__)
 
 ERROR_TYPES = {
@@ -29,6 +31,7 @@ ERROR_TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
+    502: "server_error",
     503: "server_error",
 }
 
@@ -84,6 +87,17 @@ def from_validation_error(exc: ValidationError) -> APIError:
     return APIError(400, message, param=param, code="invalid_value" if first["type"] != "missing" else None)
 
 
+def answer_error(exc: AnswerFailed | NoAnswer) -> APIError:
+    """A chain that ended without a whole answer, as a client error: one rule for every protocol.
+
+    No solver answered (`"on_no_answer": "error"`): 422, as the original server answers. The answering solver
+    failed midway: 502, the answer's source failed; a stream gets the same error as its last event.
+    """
+    if isinstance(exc, NoAnswer):
+        return APIError(422, str(exc), code="no_answer")
+    return APIError(502, str(exc), code="solver_failed")
+
+
 def parse_json(body: bytes) -> Any:
     """Decode a request body, as a 400 error when it is not JSON."""
     if not body.strip():
@@ -110,6 +124,11 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     return error_response(request, exc)
+
+
+async def answer_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AnswerFailed | NoAnswer)
+    return error_response(request, answer_error(exc))
 
 
 async def client_gone_handler(request: Request, exc: Exception) -> Response:

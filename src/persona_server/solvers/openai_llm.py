@@ -84,6 +84,7 @@ class Turn:
 
     text: list[str] = field(default_factory=list)
     tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+    finished: bool = False  # the upstream said why it stopped (finish_reason): the stream was not cut off
 
 
 class OpenAISolver(Solver):
@@ -242,9 +243,14 @@ class OpenAISolver(Solver):
                     if text:
                         turn.text.append(text)
                         yield text
+                # A stream that ends with neither `[DONE]` nor a finish_reason was cut off: not a whole answer.
+                if not turn.finished:
+                    raise UpstreamError("the upstream's answer ended before it was finished")
         except httpx.TimeoutException:
             raise UpstreamError(f"the upstream sent nothing for {self.upstream_timeout:g} s") from None
         except httpx.HTTPError as exc:
+            if turn.text:
+                raise UpstreamError(f"the upstream connection broke mid-answer: {type(exc).__name__}") from None
             raise UpstreamError(f"cannot reach the upstream: {type(exc).__name__}") from None
 
     def _status_message(self, response: httpx.Response) -> str:
@@ -277,6 +283,8 @@ class OpenAISolver(Solver):
         choices = chunk.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             return ""  # usage chunks, keep-alives
+        if choices[0].get("finish_reason"):
+            turn.finished = True
         delta = choices[0].get("delta") or {}
         for call in delta.get("tool_calls") or []:
             slot = turn.tool_calls.setdefault(call.get("index", len(turn.tool_calls)), ToolCall())
