@@ -20,8 +20,8 @@ from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
-# Readiness probes must work without a key.
-_OPEN_PATHS = frozenset({"/health", "/"})
+# Readiness probes must work without a key; nothing else does (the index lists the models).
+_OPEN_PATHS = frozenset({"/health"})
 
 
 class NormalizePath:
@@ -53,13 +53,19 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key", b"")
+        given = _bearer_token(headers.get(b"authorization", b"")) or headers.get(b"x-api-key", b"")
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
         await respond(error)(scope, receive, send)
+
+
+def _bearer_token(authorization: bytes) -> bytes:
+    """The token of `Authorization: Bearer TOKEN`; the scheme is case-insensitive (RFC 9110), so `bearer` too."""
+    scheme, _, token = authorization.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from persona_server import __version__
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.schemas import Lenient
 from persona_server.api.streaming import ending_cleanly, ndjson_error, unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
@@ -51,7 +52,8 @@ class _Body(BaseModel):
 
 
 class Options(_Body):
-    num_predict: int | None = None
+    # Ollama's Go server takes 50.0 for an integer option, as OpenAI does.
+    num_predict: Annotated[int, Lenient] | None = None
     stop: str | list[str] | None = None
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None

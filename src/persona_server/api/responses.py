@@ -28,6 +28,7 @@ from starlette.routing import Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
+from persona_server.api.schemas import Lenient
 from persona_server.api.streaming import (
     SSE_HEADERS,
     SSE_PING,
@@ -57,7 +58,7 @@ class ContentPart(_Body):
 
 
 class InputItem(_Body):
-    type: str = "message"
+    type: Annotated[str, Lenient] = "message"
     role: str | None = None
     content: str | list[ContentPart] | None = None
 
@@ -71,11 +72,11 @@ class InputItem(_Body):
 
 
 class ResponsesRequest(_Body):
-    model: str = ""
+    model: Annotated[str, Lenient] = ""
     # Items are validated one by one (see `items`), so an error names the item: `input[2].role`.
     input: str | list[Any]
     instructions: str | None = None
-    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1), Lenient] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     user: str | None = None
@@ -105,12 +106,7 @@ class ResponsesRequest(_Body):
             try:
                 items.append(InputItem.model_validate(raw))
             except ValidationError as exc:
-                # The deepest error is the telling one: a union's other branch only says "not a string".
-                error = max(exc.errors(include_input=False, include_url=False), key=lambda e: len(e["loc"]))
-                where = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("str", "list[")))
-                param = f"input[{index}].{where}" if where else f"input[{index}]"
-                raise APIError(400, f"Invalid value for '{param}': {error['msg']}", param=param,
-                               code="invalid_value") from None
+                raise from_validation_error(exc, prefix=f"input[{index}]") from None
         return items
 
     def messages(self) -> list[Message]:
