@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import errors, health, ollama, openai, responses
+from persona_server.api import errors, health, ollama, ollama_models, openai, responses
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
@@ -78,7 +78,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             await catalog.close()
 
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes()],
+        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *ollama_models.routes(),
+                *health.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
