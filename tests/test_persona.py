@@ -136,3 +136,13 @@ def test_on_no_answer_is_a_persona_setting() -> None:
     assert parse_persona({"solvers": ["x"]}, source="<t>", default_name="t").on_no_answer == "apology"
     with pytest.raises(PersonaError, match="on_no_answer"):
         parse_persona({"solvers": ["x"], "on_no_answer": "shrug"}, source="<t>", default_name="t")
+
+
+def test_url_credentials_are_split_off_and_registered() -> None:
+    assert secrets.split_url_credentials("http://ann:pa%40ss@host:8/v1") == ("http://host:8/v1", "ann", "pa@ss")
+    assert secrets.split_url_credentials("https://tok3n-abc@host/v1") == ("https://host/v1", "tok3n-abc", None)
+    assert secrets.split_url_credentials("http://host/v1?a=b@c") == ("http://host/v1?a=b@c", None, None)
+    parse_persona({"solvers": ["x"], "x": {"base_url": "http://zed-user:zed-pw-123@h/"}}, source="<t>",
+                  default_name="t")
+    basic = secrets.basic_credentials("zed-user", "zed-pw-123")
+    assert secrets.redact(f"zed-user:zed-pw-123 Basic {basic} zed-pw-123") == "*** Basic *** ***"

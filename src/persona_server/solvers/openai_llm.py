@@ -14,8 +14,10 @@ client's instructions, read after it, can refine it. User and assistant turns fo
 A request's `max_tokens`, `temperature`, `top_p` and `stop` override the config's. Deltas are passed on exactly
 as the upstream sends them: nothing is held back until a sentence ends, nothing is dropped at the end. Any
 upstream trouble (an HTTP error status, a malformed stream, no connection, silence past `timeout`, an empty
-answer) raises or yields nothing, so the chain moves on to the next solver. The key travels only in the
-Authorization header and never appears in an error or a log line.
+answer) raises or yields nothing, so the chain moves on to the next solver; a stream that ends without `[DONE]`
+or a finish_reason, or whose connection drops, is a failure, never a whole answer. The key travels only in the
+Authorization header and never appears in an error or a log line; credentials in `api_url`
+(`http://user:pass@host/v1`) are taken out of the URL, sent as Basic auth when no `key` is set, and masked too.
 
 Grounding: `context_solvers: [names]` runs those solvers for the question, all at once, before the LLM is asked,
 and puts their answers into the system message with an instruction to rely on them; their sources become the
@@ -104,7 +106,15 @@ class OpenAISolver(Solver):
             secrets.register(self.options.key)
         self._context_helpers: list[grounding.Helper] = []
         self._tools: dict[str, grounding.Helper] = {}
-        base = self.options.api_url.strip().rstrip("/")
+        # Credentials in the URL (`http://user:pass@host/v1`) leave it: httpx would send them in place of the key.
+        # They are Basic auth when no key is set, and masked like any secret.
+        base, user, password = secrets.split_url_credentials(self.options.api_url.strip())
+        self._basic: str | None = None
+        if user is not None:
+            secrets.register_url_credentials(self.options.api_url.strip())
+            if not self.options.key:
+                self._basic = secrets.basic_credentials(user, password)
+        base = base.rstrip("/")
         self._url = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
     @property
@@ -218,6 +228,8 @@ class OpenAISolver(Solver):
         headers = {"Accept": "text/event-stream"}
         if self.options.key:
             headers["Authorization"] = f"Bearer {self.options.key}"
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
         timeout = httpx.Timeout(self.upstream_timeout, connect=min(self.options.connect_timeout,
                                                                    self.upstream_timeout))
         try:
