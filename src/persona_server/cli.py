@@ -223,9 +223,14 @@ async def chat(args: argparse.Namespace) -> int:
             stream = persona.stream(Query(messages=list(messages), lang=args.lang, units=args.units))
             print(f"{persona.name}> ", end="", flush=True)
             pieces = []
-            async for piece in stream:
-                pieces.append(piece)
-                print(piece, end="", flush=True)
+            try:
+                async for piece in stream:
+                    pieces.append(piece)
+                    print(piece, end="", flush=True)
+            except (AnswerFailed, NoAnswer) as exc:
+                print(f"\n(persona-server: {exc})")
+                messages.pop()  # no answer to keep in the history
+                continue
             print()
             messages.append(Message("assistant", "".join(pieces)))
     finally:

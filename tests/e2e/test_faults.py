@@ -8,6 +8,7 @@ format (the clients raise on it); a chain where no solver answers apologises, or
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import ollama
@@ -188,3 +189,12 @@ def test_validate_warns_about_a_chain_that_may_not_answer() -> None:
     warnings = [line for line in result.stdout.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "rivescript_bot.json" in warnings[0], result.stdout
     assert "no solver in the chain always answers" in warnings[0]
+
+
+def test_cli_ask_says_no_solver_answered(tmp_path: Path) -> None:
+    path = tmp_path / "strict.json"
+    path.write_bytes(orjson.dumps({"name": "S", "solvers": ["ovos-solver-rivescript-plugin"],
+                                   "on_no_answer": "error"}))
+    result = run_cli("ask", FACTUAL, "--persona", str(path))
+    assert result.returncode == 1
+    assert "No solver of persona 'S' could answer" in result.stderr and "Traceback" not in result.stderr
