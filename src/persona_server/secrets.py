@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 _SECRET_KEY = re.compile(r"(^|_|-)(key|api_?key|appid|app_id|token|secret|password|passwd|auth)s?$", re.I)
+# Keys whose values are URLs (`api_url`, `base_url`, `endpoint`): only there is `x@` a credential, not prose.
+_URL_KEY = re.compile(r"(url|uri|endpoint|host)$", re.I)
 _MASK = "***"
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -74,11 +76,10 @@ def register_config(config: Any) -> None:
         for key, value in config.items():
             if isinstance(value, str) and is_secret_key(str(key)):
                 register(value)
+            elif isinstance(value, str) and _URL_KEY.search(str(key)):
+                register_url_credentials(value)
             else:
                 register_config(value)
-    elif isinstance(config, str):
-        if "@" in config and "://" in config:
-            register_url_credentials(config)
     elif isinstance(config, list):
         for item in config:
             register_config(item)
