@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from persona_server.api.errors import APIError
 from persona_server.query import Message, Query
+from persona_server.timezones import TimezoneName
 
 
 class _Request(BaseModel):
@@ -59,6 +60,7 @@ class _Generation(_Request):
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     @property
     def include_usage(self) -> bool:
@@ -79,6 +81,7 @@ class _Generation(_Request):
             top_p=self.top_p,
             stop=self.stop_list(),
             user=self.user,
+            timezone=self.timezone,
         )
 
     def token_limit(self) -> int | None:

@@ -1,0 +1,431 @@
+"""`persona-solver-math`: arithmetic questions answered exactly, in digits and in words, with no `eval`.
+
+"what is 2+2", "twelve times seven", "15% of 80", "what percent of 80 is 12", "2 to the power of 10",
+"square root of 144", "(3 + 4) * 2", "1/4 plus 0.5". A small recursive-descent parser over `Fraction`s with
+bounds on everything a question could blow up: its length, nesting depth, exponent sizes, factorials and the
+size of every intermediate result. Anything outside the bounds, or not arithmetic at all ("what is a prime
+number"), gets no answer, so the next solver tries. Dividing by zero gets a spoken answer, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from persona_server.query import Query
+from persona_server.solvers.base import Solver, SolverOptions
+from persona_server.solvers.numbers import DIGITS, NUMBER_WORDS, parse_digits, say_number, words_value
+
+MAX_QUESTION_CHARS = 200
+MAX_TOKENS = 60
+MAX_DEPTH = 8
+MAX_BITS = 1000  # ≈ 300 digits: the largest numerator or denominator any step may produce
+MAX_FACTORIAL = 100
+MAX_ROOT_DEGREE = 100
+DIVISION_BY_ZERO = "You can't divide by zero: that has no answer."
+
+
+class Refused(Exception):
+    """Outside the bounds, or not arithmetic: no answer."""
+
+
+class DivisionByZero(Exception):
+    pass
+
+
+Value = Fraction | float
+
+# -- tokens ---------------------------------------------------------------------------------------------------
+
+# Multi-word operators first (longest match wins); each maps to one operator token.
+_PHRASES: list[tuple[str, str]] = [
+    ("to the power of", "^"), ("to the power", "^"), ("raised to the power of", "^"), ("raised to", "^"),
+    ("to the", "^"), ("multiplied by", "*"), ("divided by", "/"), ("divided into", "\\"), ("times", "*"),
+    ("plus", "+"), ("and", "&"), ("add", "+"), ("minus", "-"), ("less", "-"), ("negative", "neg"),
+    ("over", "/"), ("x", "*"), ("mod", "%mod"), ("modulo", "%mod"), ("square root of", "sqrt"),
+    ("square root", "sqrt"), ("the square root of", "sqrt"), ("sqrt of", "sqrt"), ("sqrt", "sqrt"),
+    ("cube root of", "cbrt"), ("the cube root of", "cbrt"), ("squared", "sq"), ("cubed", "cube"),
+    ("percent of", "%of"), ("percent", "%"), ("per cent", "%"), ("factorial", "!"), ("of", "of"),
+]
+_PHRASE_RE = re.compile(
+    r"\s*(?:(?P<num>" + DIGITS.pattern + r")|(?P<sym>\*\*|[-+*/^()%!\u00d7\u00f7\u2212])|(?P<word>[a-z]+))"
+)
+_PHRASE_TABLE = sorted(((p.split(), tok) for p, tok in _PHRASES), key=lambda item: -len(item[0]))
+_SYMBOLS = {"**": "^", "\u00d7": "*", "\u00f7": "/", "\u2212": "-"}  # times, divided by, minus signs
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # "num", or an operator / parenthesis
+    value: Fraction = Fraction(0)
+    text: str = ""
+
+
+def tokenize(text: str) -> list[Token]:
+    raw: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        match = _PHRASE_RE.match(text, pos)
+        if match is None:
+            if text[pos:].strip() == "":
+                break
+            raise Refused(f"unexpected {text[pos]!r}")
+        pos = match.end()
+        if match.group("num"):
+            raw.append(("num", match.group("num")))
+        elif match.group("sym"):
+            raw.append(("sym", match.group("sym")))
+        else:
+            raw.append(("word", match.group("word")))
+        if len(raw) > MAX_TOKENS:
+            raise Refused("too long")
+    tokens: list[Token] = []
+    i = 0
+    while i < len(raw):
+        kind, text_ = raw[i]
+        if kind == "num":
+            tokens.append(Token("num", parse_digits(text_), text_.replace(",", "")))
+            i += 1
+            continue
+        if kind == "sym":
+            tokens.append(Token(_SYMBOLS.get(text_, text_)))
+            i += 1
+            continue
+        # A run of number words is one number ("a hundred and twelve"); "and" inside it belongs to it.
+        j = i
+        while j < len(raw) and raw[j][0] == "word" and (
+            raw[j][1] in NUMBER_WORDS or (raw[j][1] in ("a", "an") and j + 1 < len(raw) and raw[j + 1][1] in
+                                          ("hundred", "thousand", "million", "billion", "dozen", "half"))
+            or (raw[j][1] == "and" and j > i and j + 1 < len(raw) and raw[j + 1][1] in NUMBER_WORDS)
+        ):
+            j += 1
+        if j > i:
+            value = words_value([w for _, w in raw[i:j]])
+            if value is None:
+                raise Refused("not a number")
+            spoken = "half" if value == Fraction(1, 2) and raw[j - 1][1] == "half" else say_number(value)[0]
+            tokens.append(Token("num", value, spoken))
+            i = j
+            continue
+        words = [w for _, w in raw[i:]]
+        for phrase, tok in _PHRASE_TABLE:
+            if words[: len(phrase)] == phrase:
+                tokens.append(Token(tok))
+                i += len(phrase)
+                break
+        else:
+            raise Refused(f"not arithmetic: {text_!r}")
+    return tokens
+
+
+# -- parsing and evaluating at once ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Result:
+    value: Value
+    spoken: str  # the expression as a voice says it: "2 plus 2"
+    operations: int = 0
+
+
+class Parser:
+    """expr := term (('+'|'-'|'and') term)* ; term := unary (('*'|'/'|'of'|mod) unary)* ;
+    unary := ('-'|'+'|sqrt|cbrt) unary | power ; power := postfix ('^' unary)? ;
+    postfix := atom ('%'|'sq'|'cube'|'!')* ; atom := number | '(' expr ')'."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.depth = 0
+
+    def peek(self) -> str:
+        return self.tokens[self.pos].kind if self.pos < len(self.tokens) else ""
+
+    def take(self) -> Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def parse(self) -> Result:
+        if not self.tokens:
+            raise Refused("empty")
+        result = self.expr()
+        if self.pos != len(self.tokens):
+            raise Refused("trailing tokens")
+        return result
+
+    def expr(self) -> Result:
+        left = self.term()
+        while self.peek() in ("+", "-", "&"):
+            op = self.take().kind
+            right = self.term()
+            if op == "-":
+                left = _combine(left, right, "minus", _sub)
+            else:
+                left = _combine(left, right, "plus", _add)
+        return left
+
+    def term(self) -> Result:
+        left = self.unary()
+        while self.peek() in ("*", "/", "\\", "of", "%mod", "%of"):
+            op = self.take().kind
+            right = self.unary()
+            if op == "*":
+                left = _combine(left, right, "times", _mul)
+            elif op == "/":
+                left = _combine(left, right, "divided by", _div)
+            elif op == "\\":
+                left = _combine(right, left, "divided by", _div)
+            elif op == "%mod":
+                left = _combine(left, right, "modulo", _mod)
+            elif op == "%of":  # "15 percent of 80"
+                left = _combine(_percent(left), right, "of", _mul)
+                left.spoken = left.spoken.replace(" of ", "% of ", 1)
+            else:
+                left = _combine(left, right, "of", _mul)
+        return left
+
+    def unary(self) -> Result:
+        kind = self.peek()
+        if kind in ("-", "neg"):
+            self.take()
+            inner = self.unary()
+            return Result(_neg(inner.value), f"minus {inner.spoken}", inner.operations)
+        if kind == "+":
+            self.take()
+            return self.unary()
+        if kind in ("sqrt", "cbrt"):
+            self.take()
+            inner = self.unary()
+            degree = 2 if kind == "sqrt" else 3
+            name = "square root" if degree == 2 else "cube root"
+            return Result(_root(inner.value, degree), f"the {name} of {inner.spoken}", inner.operations + 1)
+        return self.power()
+
+    def power(self) -> Result:
+        base = self.postfix()
+        if self.peek() == "^":
+            self.take()
+            exponent = self.unary()
+            if self.peek() in ("^",):  # already consumed by unary's right recursion; defensive
+                raise Refused("ambiguous power")
+            return _combine(base, exponent, "to the power of", _pow)
+        return base
+
+    def postfix(self) -> Result:
+        result = self.atom()
+        while self.peek() in ("%", "sq", "cube", "!"):
+            op = self.take().kind
+            if op == "%":
+                result = Result(_percent(result).value, f"{result.spoken}%", result.operations + 1)
+            elif op == "sq":
+                result = Result(_pow(result.value, Fraction(2)), f"{result.spoken} squared", result.operations + 1)
+            elif op == "cube":
+                result = Result(_pow(result.value, Fraction(3)), f"{result.spoken} cubed", result.operations + 1)
+            else:
+                result = Result(_factorial(result.value), f"{result.spoken} factorial", result.operations + 1)
+        return result
+
+    def atom(self) -> Result:
+        kind = self.peek()
+        if kind == "num":
+            token = self.take()
+            return Result(token.value, token.text)
+        if kind == "(":
+            self.take()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise Refused("nested too deeply")
+            inner = self.expr()
+            if self.peek() != ")":
+                raise Refused("unbalanced parentheses")
+            self.take()
+            self.depth -= 1
+            return Result(inner.value, f"({inner.spoken})", inner.operations)
+        raise Refused(f"expected a number, got {kind or 'the end'}")
+
+
+def _combine(left: Result, right: Result, word: str, op: object) -> Result:
+    value = op(left.value, right.value)  # type: ignore[operator]
+    return Result(value, f"{left.spoken} {word} {right.spoken}", left.operations + right.operations + 1)
+
+
+def _check(value: Value) -> Value:
+    if isinstance(value, Fraction):
+        if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+            raise Refused("too large")
+    elif not math.isfinite(value) or abs(value) > 2.0**MAX_BITS:
+        raise Refused("too large")
+    return value
+
+
+def _exact(a: Value, b: Value) -> bool:
+    return isinstance(a, Fraction) and isinstance(b, Fraction)
+
+
+def _add(a: Value, b: Value) -> Value:
+    return _check(a + b)
+
+
+def _sub(a: Value, b: Value) -> Value:
+    return _check(a - b)
+
+
+def _mul(a: Value, b: Value) -> Value:
+    return _check(a * b)
+
+
+def _div(a: Value, b: Value) -> Value:
+    if b == 0:
+        raise DivisionByZero
+    return _check(a / b)
+
+
+def _mod(a: Value, b: Value) -> Value:
+    if b == 0:
+        raise DivisionByZero
+    return _check(a % b)
+
+
+def _neg(a: Value) -> Value:
+    return -a
+
+
+def _percent(result: Result) -> Result:
+    return Result(_check(result.value / 100), result.spoken, result.operations + 1)
+
+
+def _factorial(a: Value) -> Value:
+    if not (isinstance(a, Fraction) and a.denominator == 1 and 0 <= a <= MAX_FACTORIAL):
+        raise Refused("factorial out of bounds")
+    return Fraction(math.factorial(int(a)))
+
+
+def _pow(base: Value, exponent: Value) -> Value:
+    if isinstance(exponent, Fraction) and exponent.denominator == 1 and isinstance(base, Fraction):
+        n = exponent.numerator
+        if base == 0 and n < 0:
+            raise DivisionByZero
+        if abs(base) in (0, 1):
+            return base**n
+        # The result's size is known before computing it: refuse rather than build a huge integer.
+        bits = max(base.numerator.bit_length(), base.denominator.bit_length())
+        if abs(n) * max(bits - 1, 1) > MAX_BITS:
+            raise Refused("exponent too large")
+        return _check(base**n)
+    if isinstance(exponent, Fraction) and exponent.denominator <= MAX_ROOT_DEGREE and isinstance(base, Fraction):
+        root = _root(base, exponent.denominator)
+        return _pow(root, Fraction(exponent.numerator))
+    if abs(float(exponent)) > MAX_BITS or (float(base) < 0):
+        raise Refused("power out of bounds")
+    try:
+        return _check(float(base) ** float(exponent))
+    except OverflowError:
+        raise Refused("too large") from None
+
+
+def _root(value: Value, degree: int) -> Value:
+    if value < 0:
+        if degree % 2 == 0:
+            raise Refused("no real root")
+        return -_root(-value, degree)  # type: ignore[operator]
+    if isinstance(value, Fraction):
+        num, den = _int_root(value.numerator, degree), _int_root(value.denominator, degree)
+        if num is not None and den is not None:
+            return Fraction(num, den)
+    return _check(float(value) ** (1 / degree))
+
+
+def _int_root(n: int, degree: int) -> int | None:
+    guess = math.isqrt(n) if degree == 2 else round(n ** (1 / degree))
+    for candidate in (guess - 1, guess, guess + 1):
+        if candidate >= 0 and candidate**degree == n:
+            return candidate
+    return None
+
+
+# -- questions ------------------------------------------------------------------------------------------------
+
+_LEAD = re.compile(
+    r"^(?:(?:hey|ok|okay|so|please|quick question|can you|could you|would you|tell me|do you know|"
+    r"i want to know|i'd like to know)[,\s]+)*"
+    r"(?:what\s+is|what's|whats|what\s+does|how\s+much\s+is|how\s+much\s+does|calculate|compute|work\s+out|"
+    r"solve|evaluate|figure\s+out)?\s*"
+)
+_TRAIL = re.compile(r"(?:\s*(?:=|equals?|make|come\s+to|is|please|for\s+me|\?|!|\.))+\s*$")
+_PERCENT_OF = re.compile(
+    r"^(?:what\s+percent(?:age)?\s+of\s+(?P<whole>.+?)\s+is\s+(?P<part>.+?)|"
+    r"(?P<part2>.+?)\s+is\s+what\s+percent(?:age)?\s+of\s+(?P<whole2>.+?))\s*\??$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Calculation:
+    spoken: str
+    value: Value
+
+
+def normalize(question: str) -> str:
+    text = question.strip().lower().replace("\u2019", "'")
+    text = re.sub(r"\s+", " ", text)
+    return text
+
+
+def calculate(question: str) -> str | None:
+    """The spoken answer to an arithmetic question, or None when it is not one (or is out of bounds)."""
+    text = normalize(question)
+    if len(text) > MAX_QUESTION_CHARS:
+        return None
+    try:
+        match = _PERCENT_OF.match(text.rstrip("?!. "))
+        if match:
+            return _percent_of(match)
+        body = _TRAIL.sub("", _LEAD.sub("", text, count=1)).strip()
+        body = re.sub(r"^(?:the\s+)?(?:answer|result|value)\s+(?:to|of)\s+", "", body)
+        result = Parser(tokenize(body)).parse()
+    except Refused:
+        return None
+    except DivisionByZero:
+        return DIVISION_BY_ZERO
+    if result.operations == 0:
+        return None  # "what is 5" or "what is twelve" is not a calculation
+    words, exact = say_number(result.value)
+    spoken = result.spoken[:1].upper() + result.spoken[1:]
+    return f"{spoken} is {words if exact else 'about ' + words}."
+
+
+def _percent_of(match: re.Match[str]) -> str | None:
+    whole_text = match.group("whole") or match.group("whole2")
+    part_text = match.group("part") or match.group("part2")
+    whole = Parser(tokenize(whole_text)).parse()
+    part = Parser(tokenize(part_text)).parse()
+    if whole.value == 0:
+        raise DivisionByZero
+    words, exact = say_number(_check(part.value * 100 / whole.value))
+    amount = words if exact else f"about {words}"
+    return f"{part.spoken[:1].upper() + part.spoken[1:]} is {amount}% of {whole.spoken}."
+
+
+# -- the solver -----------------------------------------------------------------------------------------------
+
+
+class MathOptions(SolverOptions):
+    pass
+
+
+class MathSolver(Solver):
+    name = "persona-solver-math"
+    aliases = ("math",)
+    description = "Exact arithmetic: +, -, times, divided by, percentages, powers, roots. Argument: the expression."
+    speculative = True
+    default_timeout = 1.0
+    Options = MathOptions
+
+    async def answer(self, query: Query) -> str | None:
+        # English words; a question in another language may still be plain digits and symbols.
+        question = query.question
+        if query.lang_code != "en" and re.search(r"[a-z]", question.lower()):
+            return None
+        return calculate(question)
