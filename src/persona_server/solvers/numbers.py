@@ -99,7 +99,9 @@ def say_number(value: Fraction | float, *, places: int = 4) -> tuple[str, bool]:
         if exact is not None and len(exact.lstrip("-").split(".")[0]) <= MAX_SPOKEN_DIGITS:
             return exact, True
         if exact is not None or abs(value) >= 10**MAX_SPOKEN_DIGITS:
-            return _scientific(value), False
+            mantissa, exponent = f"{float(value):.4e}".split("e")
+            # 10 to the power of 50 is exactly "1 times 10 to the power of 50"; 2 to the 100 is only about that.
+            return _scientific(value), Fraction(mantissa) * Fraction(10) ** int(exponent) == value
         value = float(value)
     if value == int(value) and abs(value) < 10**MAX_SPOKEN_DIGITS:
         return str(int(value)), False
