@@ -35,6 +35,7 @@ async def ask(question: str, lang: str = "en", timezone: str | None = None, **op
     ("what's the time in New York", "In New York it's 4:30 AM."),
     ("what time is it in the USA", "In the USA it's 4:30 AM."),
     ("what time is it in Auckland", "In Auckland it's 10:30 PM."),
+    ("what time is it in India", "In India it's 3:00 PM."),  # the English spelling, not "Índia"
     ("what day is it today", "Today is Tuesday, December 1, 2026."),
     ("what is the date today", "Today is Tuesday, December 1, 2026."),
     ("what's the date tomorrow", "Tomorrow is Wednesday, December 2, 2026."),

@@ -51,3 +51,9 @@ def test_an_open_target_follows_the_askers_units() -> None:
 ])
 def test_non_conversions_get_no_answer(question: str) -> None:
     assert answer(question) is None
+
+
+def test_what_a_unit_is_is_left_to_the_dictionary() -> None:
+    assert answer("what is a mile") is None
+    assert answer("what is 1 mile", "metric") == "1 mile is about 1.61 kilometers."
+    assert answer("what is a mile in feet") == "1 mile is 5280 feet."

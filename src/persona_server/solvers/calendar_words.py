@@ -60,25 +60,33 @@ def plain(text: str) -> str:
 
 
 @cache
-def places() -> dict[str, tuple[str, str]]:
-    """The shipped table: plain name -> (name as written, IANA zone). The first line for a name wins."""
-    table: dict[str, tuple[str, str]] = {}
+def places() -> dict[str, tuple[str, str, str]]:
+    """The shipped table: plain name -> (name as written, its English spelling, IANA zone).
+
+    The first line for a name wins; English answers spell it as the first line without accents ("India", not
+    the Portuguese "Índia"), when there is one.
+    """
+    table: dict[str, tuple[str, str, str]] = {}
     text = files("persona_server.data").joinpath("clock", "places.tsv").read_text(encoding="utf-8")
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         name, zone_name = line.split("\t")
-        table.setdefault(plain(name), (name, zone_name))
+        key = plain(name)
+        if key not in table:
+            table[key] = (name, name, zone_name)
+        elif name.isascii() and not table[key][1].isascii():
+            table[key] = (table[key][0], name, table[key][2])
     return table
 
 
-def find_place(text: str) -> tuple[str, str] | None:
-    """(display name, zone) for "tokyo", "the usa", "Tóquio", "new york city"; None when unknown."""
+def find_place(text: str, lang: str = "en") -> tuple[str, str] | None:
+    """(name as said in the language, zone) for "tokyo", "the usa", "Tóquio", "new york city"; None when unknown."""
     key = plain(text).strip(" .,")
     for candidate in (key, key.removeprefix("the "), key.removeprefix("o ").removeprefix("a ")):
         found = places().get(candidate)
         if found:
-            return found
+            return (found[0] if lang == "pt" else found[1]), found[2]
     return None
 
 

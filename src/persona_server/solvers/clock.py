@@ -172,7 +172,7 @@ class ClockSolver(Solver):
 def say(request: Request, here: datetime, lang: str) -> str | None:
     moment, place = here, None
     if request.place:
-        found = words.find_place(request.place)
+        found = words.find_place(request.place, lang)
         if found is None:
             return None  # a place we do not know: better no answer than the wrong zone
         place, zone_name = found

@@ -202,7 +202,8 @@ def parse(question: str, units: UnitsRegistry) -> Conversion | None:
             if source is not None and target is not None:
                 return Conversion(float(quantity[0]), source, target)
     match = _OPEN.match(text)
-    if match:
+    # "What is a mile" asks what a mile is (the dictionary's); "what is 1 mile" asks for a conversion.
+    if match and not re.match(r"(?:a|an)\s", match.group("from")):
         quantity = split_quantity(match.group("from"))
         if quantity is not None:
             source = units.unit(quantity[1])
