@@ -428,4 +428,14 @@ class MathSolver(Solver):
         question = query.question
         if query.lang_code != "en" and re.search(r"[a-z]", question.lower()):
             return None
+        # Most questions of the default persona hold no number at all: skip the tokenizer for them.
+        if not _MAY_BE_MATH.search(question):
+            return None
         return calculate(question)
+
+
+_MAY_BE_MATH = re.compile(
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty|thirty|forty|"
+    r"fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|trillion|dozen|half)\b",
+    re.IGNORECASE,
+)

@@ -141,6 +141,13 @@ def target_day(target: str, today: date, lang: str) -> tuple[str | None, date] |
     return None
 
 
+_MAY_BE_CLOCK = re.compile(
+    r"time|day|date|year|month|hour|when|until|till|\bhoras?\b|\bdias?\b|\bdata\b|\bano\b|\bm[eê]s\b|natal|"
+    r"amanh|ontem|quando|faltam?",
+    re.IGNORECASE,
+)
+
+
 class ClockOptions(SolverOptions):
     timezone: timezones.TimezoneName | None = None
 
@@ -162,6 +169,8 @@ class ClockSolver(Solver):
         lang = query.lang_code
         if lang not in words.WEEKDAYS:
             return None
+        if not _MAY_BE_CLOCK.search(query.question):
+            return None  # most questions of the default persona: no regex set to try
         request = parse(query.question, lang)
         if request is None:
             return None
