@@ -22,6 +22,8 @@ from persona_server.solvers.arithmetic import DIVISION_BY_ZERO, calculate
     ("12 is what percentage of 80", "12 is 15% of 80."),
     ("2 to the power of 10", "2 to the power of 10 is 1024."),
     ("what is 2^-1", "2 to the power of minus 1 is 0.5."),
+    ("what is 4 to the power of 0.5", "4 to the power of 0.5 is 2."),
+    ("what is 8 ^ (1/3)", "8 to the power of (1 divided by 3) is 2."),
     ("square root of 144", "The square root of 144 is 12."),
     ("what is the square root of 2", "The square root of 2 is about 1.4142."),
     ("what is the cube root of 27", "The cube root of 27 is 3."),

@@ -9,33 +9,33 @@ number"), gets no answer, so the next solver tries. Dividing by zero gets a spok
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
 from persona_server.query import Query
 from persona_server.solvers.base import Solver, SolverOptions
+from persona_server.solvers.bounded_math import (
+    DivisionByZero,
+    Refused,
+    Value,
+    add,
+    check,
+    div,
+    factorial,
+    mod,
+    mul,
+    neg,
+    power,
+    root,
+    sub,
+)
 from persona_server.solvers.numbers import DIGITS, NUMBER_WORDS, parse_digits, say_number, words_value
 
 MAX_QUESTION_CHARS = 200
 MAX_TOKENS = 60
 MAX_DEPTH = 8
-MAX_BITS = 1000  # ≈ 300 digits: the largest numerator or denominator any step may produce
-MAX_FACTORIAL = 100
-MAX_ROOT_DEGREE = 100
 DIVISION_BY_ZERO = "You can't divide by zero: that has no answer."
-
-
-class Refused(Exception):
-    """Outside the bounds, or not arithmetic: no answer."""
-
-
-class DivisionByZero(Exception):
-    pass
-
-
-Value = Fraction | float
 
 # -- tokens ---------------------------------------------------------------------------------------------------
 
@@ -162,9 +162,9 @@ class Parser:
             op = self.take().kind
             right = self.term()
             if op == "-":
-                left = _combine(left, right, "minus", _sub)
+                left = _combine(left, right, "minus", sub)
             else:
-                left = _combine(left, right, "plus", _add)
+                left = _combine(left, right, "plus", add)
         return left
 
     def term(self) -> Result:
@@ -173,18 +173,18 @@ class Parser:
             op = self.take().kind
             right = self.unary()
             if op == "*":
-                left = _combine(left, right, "times", _mul)
+                left = _combine(left, right, "times", mul)
             elif op == "/":
-                left = _combine(left, right, "divided by", _div)
+                left = _combine(left, right, "divided by", div)
             elif op == "\\":
-                left = _combine(right, left, "divided by", _div)
+                left = _combine(right, left, "divided by", div)
             elif op == "%mod":
-                left = _combine(left, right, "modulo", _mod)
+                left = _combine(left, right, "modulo", mod)
             elif op == "%of":  # "15 percent of 80"
-                left = _combine(_percent(left), right, "of", _mul)
+                left = _combine(_percent(left), right, "of", mul)
                 left.spoken = left.spoken.replace(" of ", "% of ", 1)
             else:
-                left = _combine(left, right, "of", _mul)
+                left = _combine(left, right, "of", mul)
         return left
 
     def unary(self) -> Result:
@@ -192,7 +192,7 @@ class Parser:
         if kind in ("-", "neg"):
             self.take()
             inner = self.unary()
-            return Result(_neg(inner.value), f"minus {inner.spoken}", inner.operations)
+            return Result(neg(inner.value), f"minus {inner.spoken}", inner.operations)
         if kind == "+":
             self.take()
             return self.unary()
@@ -201,17 +201,15 @@ class Parser:
             inner = self.unary()
             degree = 2 if kind == "sqrt" else 3
             name = "square root" if degree == 2 else "cube root"
-            return Result(_root(inner.value, degree), f"the {name} of {inner.spoken}", inner.operations + 1)
+            return Result(root(inner.value, degree), f"the {name} of {inner.spoken}", inner.operations + 1)
         return self.power()
 
     def power(self) -> Result:
         base = self.postfix()
         if self.peek() == "^":
             self.take()
-            exponent = self.unary()
-            if self.peek() in ("^",):  # already consumed by unary's right recursion; defensive
-                raise Refused("ambiguous power")
-            return _combine(base, exponent, "to the power of", _pow)
+            exponent = self.unary()  # right-associative: 2^3^2 is 2^9
+            return _combine(base, exponent, "to the power of", power)
         return base
 
     def postfix(self) -> Result:
@@ -221,11 +219,11 @@ class Parser:
             if op == "%":
                 result = Result(_percent(result).value, f"{result.spoken}%", result.operations + 1)
             elif op == "sq":
-                result = Result(_pow(result.value, Fraction(2)), f"{result.spoken} squared", result.operations + 1)
+                result = Result(power(result.value, Fraction(2)), f"{result.spoken} squared", result.operations + 1)
             elif op == "cube":
-                result = Result(_pow(result.value, Fraction(3)), f"{result.spoken} cubed", result.operations + 1)
+                result = Result(power(result.value, Fraction(3)), f"{result.spoken} cubed", result.operations + 1)
             else:
-                result = Result(_factorial(result.value), f"{result.spoken} factorial", result.operations + 1)
+                result = Result(factorial(result.value), f"{result.spoken} factorial", result.operations + 1)
         return result
 
     def atom(self) -> Result:
@@ -252,98 +250,8 @@ def _combine(left: Result, right: Result, word: str, op: object) -> Result:
     return Result(value, f"{left.spoken} {word} {right.spoken}", left.operations + right.operations + 1)
 
 
-def _check(value: Value) -> Value:
-    if isinstance(value, Fraction):
-        if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
-            raise Refused("too large")
-    elif not math.isfinite(value) or abs(value) > 2.0**MAX_BITS:
-        raise Refused("too large")
-    return value
-
-
-def _exact(a: Value, b: Value) -> bool:
-    return isinstance(a, Fraction) and isinstance(b, Fraction)
-
-
-def _add(a: Value, b: Value) -> Value:
-    return _check(a + b)
-
-
-def _sub(a: Value, b: Value) -> Value:
-    return _check(a - b)
-
-
-def _mul(a: Value, b: Value) -> Value:
-    return _check(a * b)
-
-
-def _div(a: Value, b: Value) -> Value:
-    if b == 0:
-        raise DivisionByZero
-    return _check(a / b)
-
-
-def _mod(a: Value, b: Value) -> Value:
-    if b == 0:
-        raise DivisionByZero
-    return _check(a % b)
-
-
-def _neg(a: Value) -> Value:
-    return -a
-
-
 def _percent(result: Result) -> Result:
-    return Result(_check(result.value / 100), result.spoken, result.operations + 1)
-
-
-def _factorial(a: Value) -> Value:
-    if not (isinstance(a, Fraction) and a.denominator == 1 and 0 <= a <= MAX_FACTORIAL):
-        raise Refused("factorial out of bounds")
-    return Fraction(math.factorial(int(a)))
-
-
-def _pow(base: Value, exponent: Value) -> Value:
-    if isinstance(exponent, Fraction) and exponent.denominator == 1 and isinstance(base, Fraction):
-        n = exponent.numerator
-        if base == 0 and n < 0:
-            raise DivisionByZero
-        if abs(base) in (0, 1):
-            return base**n
-        # The result's size is known before computing it: refuse rather than build a huge integer.
-        bits = max(base.numerator.bit_length(), base.denominator.bit_length())
-        if abs(n) * max(bits - 1, 1) > MAX_BITS:
-            raise Refused("exponent too large")
-        return _check(base**n)
-    if isinstance(exponent, Fraction) and exponent.denominator <= MAX_ROOT_DEGREE and isinstance(base, Fraction):
-        root = _root(base, exponent.denominator)
-        return _pow(root, Fraction(exponent.numerator))
-    if abs(float(exponent)) > MAX_BITS or (float(base) < 0):
-        raise Refused("power out of bounds")
-    try:
-        return _check(float(base) ** float(exponent))
-    except OverflowError:
-        raise Refused("too large") from None
-
-
-def _root(value: Value, degree: int) -> Value:
-    if value < 0:
-        if degree % 2 == 0:
-            raise Refused("no real root")
-        return -_root(-value, degree)  # type: ignore[operator]
-    if isinstance(value, Fraction):
-        num, den = _int_root(value.numerator, degree), _int_root(value.denominator, degree)
-        if num is not None and den is not None:
-            return Fraction(num, den)
-    return _check(float(value) ** (1 / degree))
-
-
-def _int_root(n: int, degree: int) -> int | None:
-    guess = math.isqrt(n) if degree == 2 else round(n ** (1 / degree))
-    for candidate in (guess - 1, guess, guess + 1):
-        if candidate >= 0 and candidate**degree == n:
-            return candidate
-    return None
+    return Result(check(result.value / 100), result.spoken, result.operations + 1)
 
 
 # -- questions ------------------------------------------------------------------------------------------------
@@ -359,12 +267,6 @@ _PERCENT_OF = re.compile(
     r"^(?:what\s+percent(?:age)?\s+of\s+(?P<whole>.+?)\s+is\s+(?P<part>.+?)|"
     r"(?P<part2>.+?)\s+is\s+what\s+percent(?:age)?\s+of\s+(?P<whole2>.+?))\s*\??$"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Calculation:
-    spoken: str
-    value: Value
 
 
 def normalize(question: str) -> str:
@@ -403,7 +305,7 @@ def _percent_of(match: re.Match[str]) -> str | None:
     part = Parser(tokenize(part_text)).parse()
     if whole.value == 0:
         raise DivisionByZero
-    words, exact = say_number(_check(part.value * 100 / whole.value))
+    words, exact = say_number(check(part.value * 100 / whole.value))
     amount = words if exact else f"about {words}"
     return f"{part.spoken[:1].upper() + part.spoken[1:]} is {amount}% of {whole.spoken}."
 
