@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from persona_server.solvers.arithmetic import DIVISION_BY_ZERO, calculate
+from persona_server.query import Query
+from persona_server.solvers.arithmetic import DIVISION_BY_ZERO, MathOptions, MathSolver, calculate
 
 
 @pytest.mark.parametrize(("question", "answer"), [
@@ -85,3 +86,10 @@ def test_huge_but_bounded_results_are_said_in_powers_of_ten() -> None:
     assert calculate("what is 10 to the power of 50") == (
         "10 to the power of 50 is 1 times 10 to the power of 50."
     )
+
+
+async def test_the_solver_answers_english_questions_only() -> None:
+    solver = MathSolver(MathOptions(), None)  # type: ignore[arg-type]
+    assert await solver.answer(Query.from_text("what is 2+2")) == "2 plus 2 is 4."
+    assert await solver.answer(Query.from_text("quanto é 2+2", lang="pt-PT")) is None
+    assert await solver.answer(Query.from_text("tell me a joke")) is None

@@ -326,9 +326,9 @@ class MathSolver(Solver):
     Options = MathOptions
 
     async def answer(self, query: Query) -> str | None:
-        # English words; a question in another language may still be plain digits and symbols.
+        # The answer is an English sentence ("2 plus 2 is 4."): other languages are left to other solvers.
         question = query.question
-        if query.lang_code != "en" and re.search(r"[a-z]", question.lower()):
+        if query.lang_code != "en":
             return None
         # Most questions of the default persona hold no number at all: skip the tokenizer for them.
         if not _MAY_BE_MATH.search(question):
