@@ -47,6 +47,9 @@ async def ask(question: str, lang: str = "en", timezone: str | None = None, **op
     ("when is halloween", "Halloween is on Sunday, October 31, 2027."),
     ("what day is march 3", "March 3, 2027 is a Wednesday."),
     ("what year is it", "It's 2026."),
+    ("what day of the week is christmas", "Christmas is on Friday, December 25, 2026."),
+    ("is it monday today", "No, today is Tuesday."),
+    ("is today Tuesday?", "Yes, today is Tuesday."),
     ("what month is it", "It's December."),
 ])
 async def test_english(question: str, expected: str) -> None:
@@ -61,6 +64,8 @@ async def test_english(question: str, expected: str) -> None:
     ("qual é a data de amanhã", "Amanhã é quarta-feira, 2 de dezembro de 2026."),
     ("quantos dias faltam para o Natal", "Faltam 24 dias para o Natal."),
     ("que dia é o Natal", "O Natal é sexta-feira, 25 de dezembro de 2026."),
+    ("hoje é segunda?", "Não, hoje é terça-feira."),
+    ("hoje é terça-feira", "Sim, hoje é terça-feira."),
 ])
 async def test_portuguese(question: str, expected: str) -> None:
     assert await ask(question, lang="pt-PT") == expected
@@ -83,7 +88,7 @@ def test_a_persona_zone_must_exist() -> None:
 
 @pytest.mark.parametrize("question", [
     "what is a prime number", "what time is it in Narnia", "how many days until my birthday", "what is love",
-    "what is 2+2", "what is the time of the race", "what day is february 30",
+    "what is 2+2", "what is the time of the race", "what day is february 30", "is it birthday today",
 ])
 async def test_other_questions_get_no_answer(question: str) -> None:
     assert await ask(question) is None

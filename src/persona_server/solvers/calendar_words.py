@@ -136,6 +136,20 @@ def day_is(day: date, lang: str, offset: int, place: str | None = None) -> str:
     return f"{lead} {said}."
 
 
+def is_weekday(name: str, today: date, lang: str) -> str | None:
+    """ "Is it Monday today?" -> "No, today is Tuesday." (None when `name` is no weekday)."""
+    names = [plain(day) for day in WEEKDAYS[lang]]
+    wanted = plain(name)
+    if lang == "pt" and wanted in ("segunda", "terca", "quarta", "quinta", "sexta"):
+        wanted += "-feira"
+    if wanted not in names:
+        return None
+    actual = WEEKDAYS[lang][today.weekday()]
+    if lang == "pt":
+        return f"Sim, hoje é {actual}." if names.index(wanted) == today.weekday() else f"Não, hoje é {actual}."
+    return f"Yes, today is {actual}." if names.index(wanted) == today.weekday() else f"No, today is {actual}."
+
+
 def year_is(day: date, lang: str) -> str:
     return f"Estamos em {day.year}." if lang == "pt" else f"It's {day.year}."
 

@@ -20,7 +20,7 @@ from persona_server.solvers.base import Solver, SolverOptions
 
 MAX_QUESTION_CHARS = 120
 
-Kind = Literal["time", "date", "year", "month", "holiday", "until"]
+Kind = Literal["time", "date", "year", "month", "holiday", "until", "weekday"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,10 @@ _EN: list[tuple[Kind, int, re.Pattern[str]]] = [
         r"^(?:how\s+many\s+(?:more\s+)?(?:days|sleeps)\s+(?:are\s+there\s+|is\s+it\s+|left\s+|are\s+left\s+)?"
         r"(?:until|till|til|to|before)|how\s+long\s+(?:is\s+it\s+)?(?:until|till|to|before))\s+(?P<target>.+)$")),
     ("holiday", 0, re.compile(
-        r"^(?:(?:what|which)\s+day\s+(?:is|does|will\s+be)|when\s+is|what\s+date\s+is)\s+(?P<target>.+?)"
-        r"(?:\s+(?:on|fall\s+on|fall|this\s+year|falling\s+on))?$")),
+        r"^(?:(?:what|which)\s+day(?:\s+of\s+the\s+week)?\s+(?:is|does|will\s+be)|when\s+is|what\s+date\s+is)\s+"
+        r"(?P<target>.+?)(?:\s+(?:on|fall\s+on|fall|this\s+year|falling\s+on))?$")),
+    # "is it monday today", "is today friday": the target is a weekday name.
+    ("weekday", 0, re.compile(r"^(?:is\s+it|is\s+today|today\s+is)\s+(?:a\s+)?(?P<target>[a-z]+day)(?:\s+today)?$")),
 ]
 _PT: list[tuple[Kind, int, re.Pattern[str]]] = [
     ("time", 0, re.compile(
@@ -87,6 +89,7 @@ _PT: list[tuple[Kind, int, re.Pattern[str]]] = [
     ("holiday", 0, re.compile(
         r"^(?:que\s+dia\s+(?:e|calha|cai|sera)|quando\s+e|em\s+que\s+dia\s+(?:e|calha|cai))\s+(?:o\s+|a\s+)?"
         r"(?P<target>.+?)(?:\s+este\s+ano)?$")),
+    ("weekday", 0, re.compile(r"^(?:hoje\s+e|e\s+hoje)\s+(?P<target>[a-z]+(?:-feira)?|sabado|domingo)(?:\s+hoje)?$")),
 ]
 
 
@@ -143,7 +146,7 @@ def target_day(target: str, today: date, lang: str) -> tuple[str | None, date] |
 
 _MAY_BE_CLOCK = re.compile(
     r"time|day|date|year|month|hour|when|until|till|\bhoras?\b|\bdias?\b|\bdata\b|\bano\b|\bm[eê]s\b|natal|"
-    r"amanh|ontem|quando|faltam?",
+    r"amanh|ontem|hoje|quando|faltam?",
     re.IGNORECASE,
 )
 
@@ -199,6 +202,8 @@ def say(request: Request, here: datetime, lang: str) -> str | None:
         return words.year_is(today, lang)
     if request.kind == "month":
         return words.month_is(today, lang)
+    if request.kind == "weekday":
+        return words.is_weekday(request.target or "", today, lang)
     found_day = target_day(request.target or "", today, lang)
     if found_day is None:
         return None
