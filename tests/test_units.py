@@ -30,6 +30,8 @@ def answer(question: str, units: str = "metric") -> str | None:
     ("convert two liters to gallons", "2 liters is about 0.53 gallons."),
     ("what is 60 mph in km/h", "60 miles per hour is about 96.56 kilometers per hour."),
     ("1 inch in cm", "1 inch is 2.54 centimeters."),
+    ("how many square feet in an acre", "There are 43560 square feet in an acre."),  # international acre
+    ("what is 2 hectares in acres", "2 hectares is about 4.94 acres."),
 ])
 def test_conversions(question: str, expected: str) -> None:
     assert answer(question) == expected

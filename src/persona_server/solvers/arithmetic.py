@@ -63,6 +63,28 @@ class Token:
     text: str = ""
 
 
+# "two thirds", "a quarter", "3 fifths": a number followed by one of these is divided by it.
+_DENOMINATORS = {
+    **dict.fromkeys(("third", "thirds"), 3), **dict.fromkeys(("quarter", "quarters", "fourth", "fourths"), 4),
+    **dict.fromkeys(("fifth", "fifths"), 5), **dict.fromkeys(("sixth", "sixths"), 6),
+    **dict.fromkeys(("seventh", "sevenths"), 7), **dict.fromkeys(("eighth", "eighths"), 8),
+    **dict.fromkeys(("ninth", "ninths"), 9), **dict.fromkeys(("tenth", "tenths"), 10),
+}
+_ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
+
+
+def _number_suffix(raw: list[tuple[str, str]], i: int, token: Token) -> tuple[Token, int]:
+    """What may follow a number: a denominator ("two thirds"), an ordinal ending ("10th power")."""
+    if i < len(raw) and raw[i][0] == "word" and raw[i][1] in _DENOMINATORS:
+        value = token.value / _DENOMINATORS[raw[i][1]]
+        return Token("num", value, f"{token.text} {raw[i][1]}"), i + 1
+    if i < len(raw) and raw[i][0] == "word" and raw[i][1] in _ORDINAL_SUFFIXES:
+        i += 1
+        if i < len(raw) and raw[i] == ("word", "power"):  # "2 to the 10th power"
+            i += 1
+    return token, i
+
+
 def tokenize(text: str) -> list[Token]:
     raw: list[tuple[str, str]] = []
     pos = 0
@@ -86,8 +108,8 @@ def tokenize(text: str) -> list[Token]:
     while i < len(raw):
         kind, text_ = raw[i]
         if kind == "num":
-            tokens.append(Token("num", parse_digits(text_), text_.replace(",", "")))
-            i += 1
+            token, i = _number_suffix(raw, i + 1, Token("num", parse_digits(text_), text_.replace(",", "")))
+            tokens.append(token)
             continue
         if kind == "sym":
             tokens.append(Token(_SYMBOLS.get(text_, text_)))
@@ -96,8 +118,9 @@ def tokenize(text: str) -> list[Token]:
         # A run of number words is one number ("a hundred and twelve"); "and" inside it belongs to it.
         j = i
         while j < len(raw) and raw[j][0] == "word" and (
-            raw[j][1] in NUMBER_WORDS or (raw[j][1] in ("a", "an") and j + 1 < len(raw) and raw[j + 1][1] in
-                                          ("hundred", "thousand", "million", "billion", "dozen", "half"))
+            raw[j][1] in NUMBER_WORDS or (raw[j][1] in ("a", "an") and j + 1 < len(raw) and (
+                raw[j + 1][1] in ("hundred", "thousand", "million", "billion", "dozen", "half")
+                or raw[j + 1][1] in _DENOMINATORS))
             or (raw[j][1] == "and" and j > i and j + 1 < len(raw) and raw[j + 1][1] in NUMBER_WORDS)
         ):
             j += 1
@@ -106,8 +129,10 @@ def tokenize(text: str) -> list[Token]:
             if value is None:
                 raise Refused("not a number")
             spoken = "half" if value == Fraction(1, 2) and raw[j - 1][1] == "half" else say_number(value)[0]
-            tokens.append(Token("num", value, spoken))
-            i = j
+            if raw[i][1] in ("a", "an") and j == i + 1:
+                spoken = raw[i][1]  # "a third"
+            token, i = _number_suffix(raw, j, Token("num", value, spoken))
+            tokens.append(token)
             continue
         words = [w for _, w in raw[i:]]
         for phrase, tok in _PHRASE_TABLE:
@@ -257,11 +282,15 @@ def _percent(result: Result) -> Result:
 # -- questions ------------------------------------------------------------------------------------------------
 
 _LEAD = re.compile(
-    r"^(?:(?:hey|ok|okay|so|please|quick question|can you|could you|would you|tell me|do you know|"
+    r"^(?:(?:hi there|hey there|hey|hi|hello|ok|okay|so|please|quick question|can you|could you|would you|"
+    r"tell me|do you know|"
     r"i want to know|i'd like to know)[,\s]+)*"
     r"(?:what\s+is|what's|whats|what\s+does|how\s+much\s+is|how\s+much\s+does|calculate|compute|work\s+out|"
     r"solve|evaluate|figure\s+out)?\s*"
 )
+# "the sum of 2 and 3", "the product of 4 and 5", "the difference between 9 and 4".
+_NAMED = re.compile(r"^(?:the\s+)?(sum|total|product|difference|quotient)\s+(?:of|between)\s+(.+?)\s+and\s+(.+)$")
+_NAMED_OPS = {"sum": "plus", "total": "plus", "product": "times", "difference": "minus", "quotient": "divided by"}
 _TRAIL = re.compile(r"(?:\s*(?:=|equals?|make|come\s+to|is|please|for\s+me|\?|!|\.))+\s*$")
 _PERCENT_OF = re.compile(
     r"^(?:what\s+percent(?:age)?\s+of\s+(?P<whole>.+?)\s+is\s+(?P<part>.+?)|"
@@ -286,6 +315,7 @@ def calculate(question: str) -> str | None:
             return _percent_of(match)
         body = _TRAIL.sub("", _LEAD.sub("", text, count=1)).strip()
         body = re.sub(r"^(?:the\s+)?(?:answer|result|value)\s+(?:to|of)\s+", "", body)
+        body = _NAMED.sub(lambda m: f"{m.group(2)} {_NAMED_OPS[m.group(1)]} {m.group(3)}", body)
         result = Parser(tokenize(body)).parse()
     except Refused:
         return None

@@ -43,6 +43,7 @@ _ALIASES = {
     "square kilometers": "km**2", "square kilometres": "km**2", "square meters": "m**2", "square metres": "m**2",
     "square feet": "ft**2", "square foot": "ft**2", "square inches": "inch**2", "cubic meters": "m**3",
     "cubic metres": "m**3", "cubic feet": "ft**3", "cubic centimeters": "cm**3", "cc": "cm**3",
+    "acre": "international_acre", "acres": "international_acre",
 }
 
 # pint's canonical names of the units accepted (each part of a compound unit must be one of these).
@@ -52,7 +53,7 @@ _ALLOWED = frozenset(
     "liter milliliter centiliter deciliter gallon quart pint cup fluid_ounce tablespoon teaspoon "
     "degree_Celsius degree_Fahrenheit kelvin "
     "second minute hour day week year month millisecond decade century "
-    "mile_per_hour kilometer_per_hour knot acre hectare "
+    "mile_per_hour kilometer_per_hour knot international_acre hectare "
     "joule kilojoule calorie kilocalorie kilowatt_hour watt kilowatt horsepower "
     "pascal kilopascal bar millibar psi atmosphere "
     "bit byte kilobyte megabyte gigabyte terabyte kibibyte mebibyte gibibyte".split()
@@ -69,7 +70,7 @@ _SPOKEN: dict[str, tuple[str, str]] = {
     "mile_per_hour": ("mile per hour", "miles per hour"),
     "kilometer_per_hour": ("kilometer per hour", "kilometers per hour"), "metric_ton": ("tonne", "tonnes"),
     "stone": ("stone", "stone"), "century": ("century", "centuries"), "psi": ("psi", "psi"),
-    "horsepower": ("horsepower", "horsepower"),
+    "horsepower": ("horsepower", "horsepower"), "international_acre": ("acre", "acres"),
 }
 
 # Targets for a question that names none: (limit in the dimension's base unit, unit) in ascending size.
@@ -90,7 +91,7 @@ _PREFERRED: dict[str, dict[str, list[tuple[float, str]]]] = {
     "[length] / [time]": {"metric": [(float("inf"), "km/h")], "imperial": [(float("inf"), "mph")]},
     "[length] ** 2": {
         "metric": [(10000, "m**2"), (float("inf"), "hectare")],
-        "imperial": [(4046.8564224, "ft**2"), (float("inf"), "acre")],
+        "imperial": [(4046.8564224, "ft**2"), (float("inf"), "international_acre")],
     },
 }
 
@@ -111,6 +112,8 @@ class UnitsRegistry:
             folder = None  # a read-only home: parse the definitions every time
         with loading_static_data():
             self.ureg = pint.UnitRegistry(cache_folder=folder)
+            # pint's acre is the US survey acre (retired in 2023); people mean the international one.
+            self.ureg.define("international_acre = 43560 * foot ** 2")
         self.lock = threading.Lock()
 
     def unit(self, text: str) -> pint.Unit | None:
