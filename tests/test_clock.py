@@ -40,6 +40,7 @@ async def ask(question: str, lang: str = "en", timezone: str | None = None, **op
     ("what is the date today", "Today is Tuesday, December 1, 2026."),
     ("what's the date tomorrow", "Tomorrow is Wednesday, December 2, 2026."),
     ("what was the date yesterday", "Yesterday was Monday, November 30, 2026."),
+    ("what is the day after tomorrow", "The day after tomorrow is Thursday, December 3, 2026."),
     ("what day is it in Tokyo", "In Tokyo it's Tuesday, December 1, 2026."),
     ("what day is Christmas", "Christmas is on Friday, December 25, 2026."),
     ("how many days until new year", "There are 31 days until New Year's Day."),
@@ -62,6 +63,7 @@ async def test_english(question: str, expected: str) -> None:
     ("que horas são no Brasil", "No Brasil são 6:30."),
     ("que dia é hoje", "Hoje é terça-feira, 1 de dezembro de 2026."),
     ("qual é a data de amanhã", "Amanhã é quarta-feira, 2 de dezembro de 2026."),
+    ("que dia foi anteontem", "Anteontem foi domingo, 29 de novembro de 2026."),
     ("quantos dias faltam para o Natal", "Faltam 24 dias para o Natal."),
     ("que dia é o Natal", "O Natal é sexta-feira, 25 de dezembro de 2026."),
     ("hoje é segunda?", "Não, hoje é terça-feira."),
@@ -88,7 +90,7 @@ def test_a_persona_zone_must_exist() -> None:
 
 @pytest.mark.parametrize("question", [
     "what is a prime number", "what time is it in Narnia", "how many days until my birthday", "what is love",
-    "what is 2+2", "what is the time of the race", "what day is february 30", "is it birthday today",
+    "what is 2+2", "what is the time of the race", "what day is february 30", "is it birthday today", "what is time",
 ])
 async def test_other_questions_get_no_answer(question: str) -> None:
     assert await ask(question) is None

@@ -71,6 +71,7 @@ _DENOMINATORS = {
     **dict.fromkeys(("ninth", "ninths"), 9), **dict.fromkeys(("tenth", "tenths"), 10),
 }
 _ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
+_SCALE_WORDS = frozenset({"hundred", "thousand", "million", "billion", "trillion"})
 
 
 def _number_suffix(raw: list[tuple[str, str]], i: int, token: Token) -> tuple[Token, int]:
@@ -121,7 +122,9 @@ def tokenize(text: str) -> list[Token]:
             raw[j][1] in NUMBER_WORDS or (raw[j][1] in ("a", "an") and j + 1 < len(raw) and (
                 raw[j + 1][1] in ("hundred", "thousand", "million", "billion", "dozen", "half")
                 or raw[j + 1][1] in _DENOMINATORS))
-            or (raw[j][1] == "and" and j > i and j + 1 < len(raw) and raw[j + 1][1] in NUMBER_WORDS)
+            # "one hundred and five" is one number, "two and two" is two
+            or (raw[j][1] == "and" and j > i and raw[j - 1][1] in _SCALE_WORDS and j + 1 < len(raw)
+                and raw[j + 1][1] in NUMBER_WORDS)
         ):
             j += 1
         if j > i:
@@ -288,6 +291,8 @@ _LEAD = re.compile(
     r"(?:what\s+is|what's|whats|what\s+does|how\s+much\s+is|how\s+much\s+does|calculate|compute|work\s+out|"
     r"solve|evaluate|figure\s+out)?\s*"
 )
+# "is 2 + 2 equal to 4", "does 3 times 3 make 9"
+_IS_IT = re.compile(r"^(?:is|does)\s+(?P<left>.+?)\s+(?:equal(?:s)?(?:\s+to)?|=|make|makes)\s+(?P<right>.+)$")
 # "the sum of 2 and 3", "the product of 4 and 5", "the difference between 9 and 4".
 _NAMED = re.compile(r"^(?:the\s+)?(sum|total|product|difference|quotient)\s+(?:of|between)\s+(.+?)\s+and\s+(.+)$")
 _NAMED_OPS = {"sum": "plus", "total": "plus", "product": "times", "difference": "minus", "quotient": "divided by"}
@@ -313,6 +318,9 @@ def calculate(question: str) -> str | None:
         match = _PERCENT_OF.match(text.rstrip("?!. "))
         if match:
             return _percent_of(match)
+        match = _IS_IT.match(text.rstrip("?!. "))
+        if match:
+            return _is_it(match)
         body = _TRAIL.sub("", _LEAD.sub("", text, count=1)).strip()
         body = re.sub(r"^(?:the\s+)?(?:answer|result|value)\s+(?:to|of)\s+", "", body)
         body = _NAMED.sub(lambda m: f"{m.group(2)} {_NAMED_OPS[m.group(1)]} {m.group(3)}", body)
@@ -326,6 +334,18 @@ def calculate(question: str) -> str | None:
     words, exact = say_number(result.value)
     spoken = result.spoken[:1].upper() + result.spoken[1:]
     return f"{spoken} is {words if exact else 'about ' + words}."
+
+
+def _is_it(match: re.Match[str]) -> str | None:
+    left = Parser(tokenize(match.group("left"))).parse()
+    right = Parser(tokenize(match.group("right"))).parse()
+    if left.operations == 0:
+        return None
+    words, exact = say_number(left.value)
+    said = f"{left.spoken} is {words if exact else 'about ' + words}"
+    if left.value == right.value:
+        return f"Yes, {said}."
+    return f"No, {said}, not {right.spoken}."
 
 
 def _percent_of(match: re.Match[str]) -> str | None:

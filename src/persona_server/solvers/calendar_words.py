@@ -128,11 +128,12 @@ def day_is(day: date, lang: str, offset: int, place: str | None = None) -> str:
     if lang == "pt":
         if place:
             return f"{place} é {said}."
-        lead = {-1: "Ontem foi", 0: "Hoje é", 1: "Amanhã é"}[offset]
+        lead = {-2: "Anteontem foi", -1: "Ontem foi", 0: "Hoje é", 1: "Amanhã é", 2: "Depois de amanhã é"}[offset]
         return f"{lead} {said}."
     if place:
         return f"{place} it's {said}."
-    lead = {-1: "Yesterday was", 0: "Today is", 1: "Tomorrow is"}[offset]
+    lead = {-2: "The day before yesterday was", -1: "Yesterday was", 0: "Today is", 1: "Tomorrow is",
+            2: "The day after tomorrow is"}[offset]
     return f"{lead} {said}."
 
 

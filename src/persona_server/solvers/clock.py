@@ -41,10 +41,15 @@ _PLACE_PT = r"(?:\s+(?P<prep>em|no|na|nos|nas)\s+(?P<place>[a-z][a-z .'-]{1,40})
 
 _EN: list[tuple[Kind, int, re.Pattern[str]]] = [
     ("time", 0, re.compile(
-        r"^(?:what(?:'s| is|s)?\s+(?:the\s+)?(?:current\s+|local\s+|exact\s+)?time(?:\s+is\s+it)?"
+        # "What is the time", never "what is time" (the dictionary's).
+        r"^(?:what(?:'s| is|s)?\s+(?:the\s+(?:current\s+|local\s+|exact\s+)?|current\s+|local\s+)time(?:\s+is\s+it)?"
         r"|what\s+time\s+is\s+it|what\s+time\s+it\s+is|(?:the\s+)?(?:current\s+|local\s+)?time|what\s+hour\s+is\s+it"
         r"|have\s+you\s+got\s+the\s+time|do\s+you\s+have\s+the\s+time)"
         rf"(?:\s+(?:now|right\s+now|currently))?{_PLACE}(?:\s+(?:now|right\s+now))?$")),
+    ("date", 2, re.compile(
+        r"^(?:what(?:'s| is|s)?|(?:what|which)\s+(?:day|date)\s+is(?:\s+it)?)\s+(?:the\s+)?day\s+after\s+tomorrow$")),
+    ("date", -2, re.compile(
+        r"^(?:what\s+was|(?:what|which)\s+(?:day|date)\s+was(?:\s+it)?)\s+(?:the\s+)?day\s+before\s+yesterday$")),
     ("date", 1, re.compile(
         r"^(?:what(?:'s| is|s)?\s+(?:the\s+)?(?:date|day)\s+(?:is\s+it\s+)?tomorrow|what\s+(?:date|day)\s+is\s+"
         r"(?:it\s+)?tomorrow|what(?:'s| is)\s+tomorrow(?:'s|s)?\s+date|tomorrow(?:'s|s)?\s+date"
@@ -72,6 +77,8 @@ _PT: list[tuple[Kind, int, re.Pattern[str]]] = [
     ("time", 0, re.compile(
         r"^(?:que\s+horas\s+sao|que\s+horas\s+e|que\s+hora\s+e|qual\s+e\s+a\s+hora|qual\s+a\s+hora|as\s+horas"
         r"|horas|que\s+horas\s+tens|a\s+hora\s+atual)(?:\s+agora)?" + _PLACE_PT + r"(?:\s+agora)?$")),
+    ("date", 2, re.compile(r"^(?:que\s+dia\s+e\s+depois\s+de\s+amanha|depois\s+de\s+amanha\s+e\s+que\s+dia)$")),
+    ("date", -2, re.compile(r"^(?:que\s+dia\s+foi\s+anteontem|anteontem\s+foi\s+que\s+dia)$")),
     ("date", 1, re.compile(
         r"^(?:que\s+dia\s+e\s+amanha|qual\s+e\s+a\s+data\s+de\s+amanha|qual\s+a\s+data\s+de\s+amanha"
         r"|amanha\s+e\s+que\s+dia|que\s+data\s+e\s+amanha)$")),
@@ -146,7 +153,7 @@ def target_day(target: str, today: date, lang: str) -> tuple[str | None, date] |
 
 _MAY_BE_CLOCK = re.compile(
     r"time|day|date|year|month|hour|when|until|till|\bhoras?\b|\bdias?\b|\bdata\b|\bano\b|\bm[eê]s\b|natal|"
-    r"amanh|ontem|hoje|quando|faltam?",
+    r"amanh|ontem|hoje|quando|faltam?|yesterday|tomorrow",
     re.IGNORECASE,
 )
 
