@@ -114,7 +114,7 @@ QUESTIONS: list[tuple[str, str, str | None]] = [
     ("define thermometer", WORDNET, r"(?i)temperature"),
     ("what is an hour", WORDNET, r"(?i)60 minutes|time"),
     ("meaning of melancholy", WORDNET, r"(?i)sad|depress"),
-    ("synonyms of fast", WORDNET, r"(?i)accelerated|quick|rapid|speedy"),
+    ("synonyms of fast", WORDNET, r"(?i)high-speed|accelerated|quick|rapid|speedy"),
     ("opposite of early", WORDNET, r"(?i)late"),
     ("what is a kangaroo", WORDNET, r"(?i)marsupial"),
     ("define algebra", WORDNET, r"(?i)mathematics"),
