@@ -33,6 +33,11 @@ DEFAULT_PERSONA_NAME = "default"
 # The built-in persona served when none is given: offline, no download, always answers. A dictionary first (it
 # only answers dictionary questions), then chit-chat (which leaves factual questions alone), then an apology.
 DEFAULT_SOLVERS: list[str] = [
+    # Strict parsers first: they answer only arithmetic, conversions and the clock, and leave "what is a
+    # prime number" to the dictionary.
+    "persona-solver-math",
+    "persona-solver-units",
+    "persona-solver-clock",
     "ovos-solver-wordnet-plugin",
     "ovos-solver-rivescript-plugin",
     "ovos-solver-failure-plugin",

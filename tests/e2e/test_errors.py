@@ -98,7 +98,8 @@ def test_health_and_status(server: ServerProcess) -> None:
     assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
     status = httpx.get(server.base_url + "/status").json()
     assert status["persona"] == "default"
-    chain = ["ovos-solver-wordnet-plugin", "ovos-solver-rivescript-plugin", "ovos-solver-failure-plugin"]
+    chain = ["persona-solver-math", "persona-solver-units", "persona-solver-clock", "ovos-solver-wordnet-plugin",
+             "ovos-solver-rivescript-plugin", "ovos-solver-failure-plugin"]
     assert status["solvers"] == chain
     assert status["models"] == ["default"]
     assert status["personas"][0]["solvers"] == [{"name": name, "state": "ready"} for name in chain]

@@ -38,6 +38,7 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
+from persona_server.timezones import TimezoneName
 
 # The Ollama API version we follow; clients use /api/version to decide which features they may use.
 OLLAMA_VERSION = "0.6.3"
@@ -82,6 +83,7 @@ class _Generation(_Body):
     user: str | None = None
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     def query(self, messages: list[Message], settings: Settings) -> Query:
         options = self.options or Options()
@@ -94,6 +96,7 @@ class _Generation(_Body):
             top_p=options.top_p,
             stop=options.stop_list(),
             user=self.user or None,
+            timezone=self.timezone,
         )
 
 

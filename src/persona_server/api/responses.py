@@ -42,6 +42,7 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
+from persona_server.timezones import TimezoneName
 
 _ROLES = ("user", "assistant", "system", "developer")
 _TEXT_PARTS = ("input_text", "output_text", "text")
@@ -89,6 +90,7 @@ class ResponsesRequest(_Body):
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     @field_validator("input", mode="before")
     @classmethod
@@ -135,6 +137,7 @@ class ResponsesRequest(_Body):
             temperature=self.temperature,
             top_p=self.top_p,
             user=self.user or self.safety_identifier or None,
+            timezone=self.timezone,
         )
 
 

@@ -14,6 +14,7 @@ from pydantic_core import PydanticUseDefault
 
 from persona_server.api.errors import APIError
 from persona_server.query import Message, Query
+from persona_server.timezones import TimezoneName
 
 
 def _lenient(value: Any) -> Any:
@@ -75,6 +76,7 @@ class _Generation(_Request):
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     @property
     def include_usage(self) -> bool:
@@ -95,6 +97,7 @@ class _Generation(_Request):
             top_p=self.top_p,
             stop=self.stop_list(),
             user=self.user,
+            timezone=self.timezone,
         )
 
     def token_limit(self) -> int | None:
