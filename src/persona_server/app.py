@@ -12,15 +12,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import errors, health, ollama, openai, responses
+from persona_server import metrics
+from persona_server.api import errors
 from persona_server.api.context import ServerState
+from persona_server.api.observe import Observe
+from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
-# Readiness probes must work without a key.
-_OPEN_PATHS = frozenset({"/health", "/"})
+# Readiness probes must work without a key, and the API description holds nothing secret.
+_OPEN_PATHS = open_paths()
 
 
 class NormalizePath:
@@ -56,6 +59,7 @@ class RequireApiKey:
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
+        metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
         await respond(error)(scope, receive, send)
@@ -69,9 +73,11 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             yield
         finally:
             await catalog.close()
+            metrics.process_exit()
 
+    routes = all_routes()
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes()],
+        routes=routes,
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
@@ -84,4 +90,5 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     asgi: ASGIApp = app
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
-    return NormalizePath(asgi)
+    # Outside the key check, so refused requests get an id and are counted too.
+    return NormalizePath(Observe(asgi, routes))
