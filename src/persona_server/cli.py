@@ -149,8 +149,12 @@ def serve(args: argparse.Namespace) -> int:
         "lifespan": "on",
     }
     if settings.workers > 1:
+        from persona_server.metrics import multiprocess_dir
+
         os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
-        uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
+        # Each worker counts its own metrics into a shared directory, so /metrics can sum them.
+        with multiprocess_dir():
+            uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
     else:
         from persona_server.app import create_app
 
