@@ -37,11 +37,10 @@ REQUESTS = Counter("persona_server_requests", "HTTP requests answered, by route 
 REQUEST_SECONDS = Histogram("persona_server_request_duration_seconds",
                             "Time from a request's arrival until its response was sent in full (streams: to their end)",
                             ["route", "method"])
-SOLVER_TURNS = Counter("persona_server_solver_turns",
-                       "Solver turns by outcome: answer, miss (no answer), error, timeout",
-                       ["persona", "solver", "outcome"])
+# Its `_count` is the number of turns by outcome: a separate counter would cost the hot path another update.
 SOLVER_SECONDS = Histogram("persona_server_solver_duration_seconds",
-                           "Time a solver's turn took until its outcome (an answer: until its first text)",
+                           "Solver turns by outcome (answer, miss, error, timeout) and the time each took until its "
+                           "outcome (an answer: until its first text)",
                            ["persona", "solver", "outcome"])
 OPEN_STREAMS = Gauge("persona_server_open_streams", "Streamed responses (SSE or NDJSON) being sent now",
                      multiprocess_mode="livesum")
@@ -94,7 +93,6 @@ def record_refusal(limit: str) -> None:
 def solver_turn(persona: str, solver: str, outcome: str, seconds: float) -> None:
     """One solver's turn in a chain ended with `outcome`: answer, miss, error or timeout."""
     label = _persona_label(persona)
-    _child(SOLVER_TURNS, label, solver, outcome).inc()
     _child(SOLVER_SECONDS, label, solver, outcome).observe(seconds)
     record = current.get()
     if record is not None:

@@ -129,8 +129,8 @@ _NASTY_TEXT = st.sampled_from([
 ])
 _NASTY_BYTES = st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\xf4\x90\x80\x80",
                                 b"\xc0\xaf", b"\x80", b"\xe2\x82"])
-_HUGE_NUMBERS = st.sampled_from(["1e999999", "-1e400", "123456789012345678901234567890123456789", "1E+309",
-                                 "-0", "1e-400", "NaN", "Infinity", "9" * 5000, "0." + "1" * 5000, "-9223372036854775809"])
+_HUGE_NUMBERS = st.sampled_from(["1e999999", "-1e400", "123456789012345678901234567890123456789", "1E+309", "-0",
+                                 "1e-400", "NaN", "Infinity", "9" * 5000, "0." + "1" * 5000, "-9223372036854775809"])
 _JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -154,13 +154,14 @@ def hostile_body(draw: st.DrawFn, big: int) -> bytes:
         return draw(st.binary(max_size=300))
     if kind == "bad-utf8":
         junk = draw(_NASTY_BYTES)
-        return b'{"model": "' + model.encode() + b'", "messages": [{"role": "user", "content": "hi ' + junk + b'"}], "prompt": "' + junk + \
-            b'", "input": "' + junk + b'"}'
+        return (b'{"model": "' + model.encode() + b'", "messages": [{"role": "user", "content": "hi ' + junk +
+                b'"}], "prompt": "' + junk + b'", "input": "' + junk + b'"}')
     if kind == "escapes":
         text = "".join(draw(st.lists(_NASTY_TEXT, min_size=1, max_size=4)))
         message = '{"role": "user", "content": "' + text + '"}'
-        return ('{"model": "' + (text if field == "model" else model) + '", "messages": [' + message + '], "prompt": "' +
-                text + '", "input": "' + text + '", "system": "' + text + '", "user": "' + text + '"}').encode()
+        name = text if field == "model" else model
+        return ('{"model": "' + name + '", "messages": [' + message + '], "prompt": "' + text + '", "input": "' +
+                text + '", "system": "' + text + '", "user": "' + text + '"}').encode()
     if kind == "nesting":
         depth = draw(st.sampled_from([64, 600, 5000, big]))
         opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
@@ -177,13 +178,14 @@ def hostile_body(draw: st.DrawFn, big: int) -> bytes:
         target = draw(st.sampled_from(["n", "max_tokens", "temperature", "top_p", "max_output_tokens",
                                        "max_completion_tokens", "num_predict", "model", "stream"]))
         options = '"options": {"num_predict": ' + number + ', "temperature": ' + number + "}, "
-        return ('{"model": "' + model + '", ' + options + '"messages": [{"role": "user", "content": "hi"}], "prompt": "hi", '
-                '"input": "hi", "' + target + '": ' + number + "}").encode()
+        return ('{"model": "' + model + '", ' + options + '"messages": [{"role": "user", "content": "hi"}], '
+                '"prompt": "hi", "input": "hi", "' + target + '": ' + number + "}").encode()
     if kind == "strings":
         size = draw(st.sampled_from([1000, big]))
         text = draw(st.sampled_from(["a", "é", "😀", " ", "\\n", "\\u0000"])) * size
-        return ('{"model": "' + model + '", "messages": [{"role": "user", "content": "' + text + '"}], "prompt": "' + text +
-                '", "input": "' + text + '", "stop": ["' + text[:50] + '"], "user": "' + text[:100] + '"}').encode()
+        return ('{"model": "' + model + '", "messages": [{"role": "user", "content": "' + text + '"}], "prompt": "' +
+                text + '", "input": "' + text + '", "stop": ["' + text[:50] + '"], "user": "' + text[:100] +
+                '"}').encode()
     if kind == "wrong-types":
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "prompt": "hi", "input": "hi"}
         for name in draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=4, unique=True)):

@@ -122,7 +122,7 @@ def test_metrics_count_requests_solver_outcomes_and_refusals(server: ServerProce
     # Flaky's stream takes two pauses of 0.4 s: the request's latency shows them.
     assert delta("persona_server_request_duration_seconds_sum", route="/api/chat", method="POST") >= 0.7
 
-    turns = "persona_server_solver_turns_total"
+    turns = "persona_server_solver_duration_seconds_count"
     assert delta(turns, persona="Watch", solver="test-fixed", outcome="miss") == 1
     assert delta(turns, persona="Watch", solver="ovos-solver-failure-plugin", outcome="answer") == 1
     assert delta(turns, persona="Flaky", solver="test-fixed", outcome="error") == 1
@@ -200,7 +200,7 @@ def test_metrics_are_summed_over_workers(tmp_path: Path) -> None:
                 samples = scrape(server.base_url, headers={})
                 assert value(samples, "persona_server_requests_total", route="/v1/chat/completions",
                              method="POST", status="200", persona="Solo") == 24
-                assert value(samples, "persona_server_solver_turns_total", persona="Solo",
+                assert value(samples, "persona_server_solver_duration_seconds_count", persona="Solo",
                              solver="ovos-solver-failure-plugin", outcome="answer") == 24
                 assert value(samples, "persona_server_open_streams") == 0
     finally:

@@ -20,7 +20,6 @@ from persona_server import logs, metrics
 
 MAX_REQUEST_ID = 128
 _SANE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID}}}")
-_STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 UNMATCHED = "unmatched"
@@ -60,7 +59,7 @@ def client_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 def new_request_id() -> str:
-    return f"{random.getrandbits(128):032x}"
+    return random.randbytes(16).hex()  # unique like a uuid4, at a fraction of its cost
 
 
 class Observe:
@@ -87,13 +86,11 @@ class Observe:
             nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), id_header]
-                message = {**message, "headers": headers}
-                for name, value in headers:
-                    if name == b"content-type" and value.startswith(_STREAM_TYPES):
-                        streaming = True
-                        metrics.OPEN_STREAMS.inc()
-                        break
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            elif not streaming and message.get("more_body"):
+                # A body sent in pieces is a stream (SSE, NDJSON); cheaper to tell than reading the headers.
+                streaming = True
+                metrics.OPEN_STREAMS.inc()
             await send(message)
 
         try:
