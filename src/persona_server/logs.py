@@ -15,7 +15,7 @@ from typing import Literal
 
 import orjson
 
-from persona_server.secrets import RedactingFilter
+from persona_server.secrets import RedactingFilter, redact
 
 FORMAT = "%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s"
 LogFormat = Literal["text", "json"]
@@ -29,7 +29,9 @@ class RequestIdFilter(logging.Filter):
     """Puts the current request's id on every record (records from libraries too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get() or "-"
+        # A client's own id is masked like any text: it could be a secret of a persona file.
+        current = request_id.get()
+        record.request_id = redact(current) if current else "-"
         return True
 
 
