@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server import metrics
 from persona_server.api import errors
+from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
 from persona_server.api.routes import all_routes, open_paths
@@ -61,8 +62,7 @@ class RequireApiKey:
             return
         metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-        respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
-        await respond(error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error)(scope, receive, send)
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -90,5 +90,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     asgi: ASGIApp = app
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
-    # Outside the key check, so refused requests get an id and are counted too.
+    # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
+    hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
+    asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
+    # Outside the key check and the browser guard, so refused requests get an id and are counted too.
     return NormalizePath(Observe(asgi, routes))
