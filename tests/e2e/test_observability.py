@@ -102,6 +102,8 @@ def test_metrics_count_requests_solver_outcomes_and_refusals(server: ServerProce
     too_big = httpx.post(server.base_url + "/v1/chat/completions", headers=AUTH,
                          content=b'{"messages": "' + b"x" * (17 * 1024 * 1024) + b'"}')
     assert too_big.status_code == 413
+    hostile_page = httpx.get(server.base_url + "/v1/models", headers={**AUTH, "Origin": "https://evil.example"})
+    assert hostile_page.status_code == 403
     after = scrape(server.base_url)
 
     def delta(name: str, **labels: str) -> float:
@@ -140,6 +142,8 @@ def test_metrics_count_requests_solver_outcomes_and_refusals(server: ServerProce
     assert delta(refused, limit="api_key") == 1
     assert delta(refused, limit="unknown_model") == 1
     assert delta(refused, limit="body_size") == 1
+    assert delta(refused, limit="browser_guard") == 1
+    assert delta(requests, route="/v1/models", method="GET", status="403", persona="none") == 1
 
 
 def test_open_streams_gauge_follows_a_stream(server: ServerProcess) -> None:
@@ -246,6 +250,9 @@ def test_request_ids_on_errors_and_streams(server: ServerProcess) -> None:
     assert unauthorized.status_code == 401 and unauthorized.headers["x-request-id"] == "refused-1"
     missing = httpx.get(server.base_url + "/api/nothing-here", headers={**AUTH, "X-Request-Id": "missing-1"})
     assert missing.status_code == 404 and missing.headers["x-request-id"] == "missing-1"
+    forbidden = httpx.get(server.base_url + "/api/tags", headers={"Origin": "https://evil.example",
+                                                                  "X-Request-Id": "forbidden-1"})
+    assert forbidden.status_code == 403 and forbidden.headers["x-request-id"] == "forbidden-1"
     invalid = httpx.post(server.base_url + "/api/chat", headers={**AUTH, "X-Request-Id": "invalid-1"}, content=b"{")
     assert invalid.status_code == 400 and invalid.headers["x-request-id"] == "invalid-1"
     with httpx.stream("POST", server.base_url + "/v1/chat/completions", timeout=30,
