@@ -342,3 +342,5 @@ def test_openapi_lists_every_route_with_its_request_model(server: ServerProcess)
     assert set(schemas["OpenAIErrorBody"]["properties"]["error"]["required"]) == {"message", "type", "param", "code"}
     assert paths["/health"]["get"]["security"] == [] and paths["/openapi.json"]["get"]["security"] == []
     assert "security" not in paths["/metrics"]["get"]
+    index = httpx.get(server.base_url + "/", headers=AUTH).json()
+    assert {"/metrics", "/openapi.json"} <= set(index["endpoints"])
