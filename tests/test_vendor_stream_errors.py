@@ -1,7 +1,8 @@
 """An answer that fails mid-stream ends each vendor's stream with that vendor's own error event.
 
-The chain today logs a solver that fails mid-answer and ends its stream cleanly, so no real persona fails here;
-these drive the translators with an answer stream that raises after its first piece.
+These drive the translators with an answer stream that raises the chain's AnswerFailed after its first piece, as
+it does when the answering solver breaks off mid-answer (tests/e2e/test_faults.py has such failures end to end
+for the OpenAI and Ollama streams).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import orjson
 from botocore.eventstream import EventStreamBuffer
 
 from persona_server.api import anthropic, bedrock, gemini
+from persona_server.chain import AnswerFailed
 from persona_server.query import Query
+
+FAILED = "The answer of solver 'broken' broke off."
 
 
 class FailingStream:
@@ -29,7 +33,7 @@ class FailingStream:
 
     async def _pieces(self) -> AsyncIterator[str]:
         yield "Hello"
-        raise RuntimeError("upstream went away")
+        raise AnswerFailed(FAILED, solver="broken")
 
 
 class FailingPersona:
@@ -47,15 +51,13 @@ async def test_anthropic_stream_ends_with_an_error_event() -> None:
     events = [event for batch in batches for event in batch]
     assert [name for name, _ in events] == ["message_start", "content_block_start", "ping", "content_block_delta",
                                              "error"]
-    assert events[-1][1] == {"type": "error", "error": {
-        "type": "api_error", "message": "The answer failed while it was being streamed."}}
+    assert events[-1][1] == {"type": "error", "error": {"type": "api_error", "message": FAILED}}
 
 
 async def test_gemini_stream_ends_with_an_error_chunk() -> None:
     chunks = [c async for c in gemini._chunks(FailingPersona(), QUERY, 1, 15.0)]  # type: ignore[arg-type]
     assert chunks[0]["candidates"][0]["content"]["parts"][0]["text"] == "Hello"  # type: ignore[index]
-    assert chunks[-1] == {"error": {"code": 500, "message": "The answer failed while it was being streamed.",
-                                    "status": "INTERNAL"}}
+    assert chunks[-1] == {"error": {"code": 502, "message": FAILED, "status": "INTERNAL"}}
 
 
 async def _frames(stream: AsyncIterator[bytes]) -> list[Any]:
@@ -70,8 +72,8 @@ async def test_bedrock_streams_end_with_an_exception_message() -> None:
     assert [m.headers.get(":event-type") for m in converse] == ["messageStart", "contentBlockDelta", None]
     last = converse[-1]
     assert last.headers[":message-type"] == "exception"
-    assert last.headers[":exception-type"] == "internalServerException"
-    assert orjson.loads(last.payload) == {"message": "The answer failed while it was being streamed."}
+    assert last.headers[":exception-type"] == "modelStreamErrorException"
+    assert orjson.loads(last.payload) == {"message": FAILED}
 
     invoke = await _frames(bedrock._invoke_events(FailingPersona(), QUERY, 1, 15.0))  # type: ignore[arg-type]
     chunks = [orjson.loads(base64.b64decode(orjson.loads(m.payload)["bytes"])) for m in invoke[:-1]]

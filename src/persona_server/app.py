@@ -13,16 +13,21 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import anthropic, bedrock, errors, gemini, health, model_lists, ollama, openai, responses
+from persona_server import metrics
+from persona_server.api import errors
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
+from persona_server.api.observe import Observe
+from persona_server.api.routes import all_routes, flat_routes, open_paths
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
+from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
-# Readiness probes must work without a key.
-_OPEN_PATHS = frozenset({"/health", "/"})
+# Readiness probes must work without a key, and the API description holds nothing secret; nothing else does
+# (the index lists the models).
+_OPEN_PATHS = open_paths()
 
 
 class NormalizePath:
@@ -56,11 +61,12 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = (headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key")
+        given = (_bearer_token(headers.get(b"authorization", b"")) or headers.get(b"x-api-key")
                  or headers.get(b"x-goog-api-key") or _query_key(scope))
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
+        metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         await errors.error_for_path(scope["path"], error)(scope, receive, send)
 
@@ -73,6 +79,12 @@ def _query_key(scope: Scope) -> bytes:
     return next((v.encode() for k, v in parse_qsl(query.decode("latin-1")) if k == "key"), b"")
 
 
+def _bearer_token(authorization: bytes) -> bytes:
+    """The token of `Authorization: Bearer TOKEN`; the scheme is case-insensitive (RFC 9110), so `bearer` too."""
+    scheme, _, token = authorization.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
+
+
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -81,15 +93,17 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             yield
         finally:
             await catalog.close()
+            metrics.process_exit()
 
+    routes = all_routes()
     app = Starlette(
-        # Vendor protocols first: each is one group behind a prefix test, nearly free for the other routes.
-        routes=[*anthropic.routes(), *gemini.routes(), *bedrock.routes(), *model_lists.routes(),
-                *openai.routes(), *responses.routes(), *ollama.routes(), *health.routes()],
+        routes=routes,
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
             ClientGone: errors.client_gone_handler,
+            AnswerFailed: errors.answer_error_handler,
+            NoAnswer: errors.answer_error_handler,
             Exception: errors.unexpected_error_handler,
         },
         lifespan=lifespan,
@@ -101,4 +115,5 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
-    return NormalizePath(asgi)
+    # Outside the key check and the browser guard, so refused requests get an id and are counted too.
+    return NormalizePath(Observe(asgi, flat_routes()))

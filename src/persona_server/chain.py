@@ -5,18 +5,24 @@ answered and its sources. A solver that raises, times out or answers only whites
 may be started speculatively, all at once, when the chain starts: their results are used only when their turn
 comes, so the answer is the one the in-order chain would give, just sooner. Closing the stream (a client that
 disconnects) cancels everything still running.
+
+Two endings are not answers: a solver that fails after part of its answer went out raises `AnswerFailed` (the
+protocols end their streams with an error event), and a chain where no solver answers ends with an apology in
+the asker's language, or raises `NoAnswer` when the persona says `"on_no_answer": "error"`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from persona_server import deadlines, secrets
+from persona_server import deadlines, metrics, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
+from persona_server.solvers.failure import apology
 from persona_server.text import TextLimiter
 
 if TYPE_CHECKING:
@@ -29,6 +35,22 @@ class SolverSkipped(Exception):
     """A solver could not take its turn (still loading, failed to load)."""
 
 
+class AnswerFailed(Exception):
+    """The answering solver failed after part of its answer was given out; the message is safe to show."""
+
+    def __init__(self, message: str, *, solver: str) -> None:
+        super().__init__(message)
+        self.solver = solver
+
+
+class NoAnswer(Exception):
+    """No solver answered, and the persona wants an error for that (`"on_no_answer": "error"`)."""
+
+
+# What a chain does when no solver answers: an apology from the failure solver's lines, or NoAnswer.
+ON_NO_ANSWER = ("apology", "error")
+
+
 class AnswerStream:
     """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering.
 
@@ -37,7 +59,7 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None) -> None:
+                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -46,8 +68,14 @@ class AnswerStream:
         self._persona = persona
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
+        self._on_no_answer = on_no_answer
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
+        # The current turn's clock, for its one metrics observation (`_observe`); a speculative turn runs from
+        # the chain's start until its task finished (`_finished`).
+        self._chain_began = self._turn_began = 0.0
+        self._turn_ended: float | None = None
+        self._finished: dict[asyncio.Task[list[Piece]], float] = {}
 
     @property
     def finish_reason(self) -> str:
@@ -118,10 +146,12 @@ class AnswerStream:
         early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._early = early
         if self._speculative:
+            self._chain_began = time.perf_counter()
             for index, slot in enumerate(self._slots):
                 if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
                     early[index] = asyncio.create_task(self._collect(slot, query_for(slot.solver)),
                                                        name=f"early {slot.name}")
+                    early[index].add_done_callback(self._note_finished)
         for index, slot in enumerate(self._slots):
             solver = slot.solver
             if solver is None or slot.state in ("error", "disabled"):
@@ -149,11 +179,12 @@ class AnswerStream:
                     yield piece
                 if answered:
                     return
+            yield self._no_answer()
         finally:
             self._cancel_early()
 
     async def _whole(self) -> list[str]:
-        """The chain for a whole answer: the answering solver's text pieces, [] when none answered."""
+        """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -162,18 +193,22 @@ class AnswerStream:
                     pieces = [piece async for piece in self._stream(slot, query)]
                 if pieces:
                     return pieces
-            return []
+            return [self._no_answer()]
         finally:
             self._cancel_early()
 
     async def _whole_turn(self, slot: SolverSlot, query: Query, early: asyncio.Task[list[Piece]] | None) -> list[str]:
         """A turn taken whole (a speculative result, or a solver that does not stream): its text, or []."""
+        self._turn_began = time.perf_counter() if early is None else self._chain_began
         try:
             pieces = await early if early is not None else await self._collect(slot, query)
         except Exception as exc:
+            self._turn_ended = self._finished.get(early) if early is not None else None
             self._skip(slot, exc)
             return []
+        self._turn_ended = self._finished.get(early) if early is not None else None
         if not pieces:
+            self._observe(slot, "miss")
             return []
         texts = [p for p in pieces if isinstance(p, str)]
         self._commit(slot, [p for p in pieces if isinstance(p, Source)] if len(texts) < len(pieces) else [])
@@ -183,6 +218,7 @@ class AnswerStream:
         """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""
         assert slot.solver is not None
         timeout = slot.solver.timeout
+        self._turn_began, self._turn_ended = time.perf_counter(), None
         try:
             await _wait_loaded(slot)
         except Exception as exc:
@@ -198,6 +234,8 @@ class AnswerStream:
                     async with deadlines.timeout(timeout):
                         piece = await anext(stream)
                 except StopAsyncIteration:
+                    if not committed:
+                        self._observe(slot, "miss")
                     return
                 if isinstance(piece, Source):
                     (self.sources if committed else held_sources).append(piece)
@@ -212,11 +250,15 @@ class AnswerStream:
                     piece = lead.lstrip()
                 yield piece
         except Exception as exc:
-            if committed:
-                log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name,
-                            _describe(exc, timeout))
-            else:
+            if not committed:
                 self._skip(slot, exc)
+                return
+            # Part of the answer is out: the next solver cannot take over, the client must learn it is cut.
+            reason = _describe(exc, timeout)
+            log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name, reason)
+            # The reason stays in the log: exception texts may hold internals the client has no use for.
+            raise AnswerFailed(f"The answer of solver '{slot.name}' broke off midway; the text sent so far is "
+                               "incomplete.", solver=slot.name) from None
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
@@ -246,11 +288,27 @@ class AnswerStream:
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name
         self.sources.extend(sources)
+        self._observe(slot, "answer")
         log.debug("persona %r: answered by %r", self._persona, slot.name)
+
+    def _no_answer(self) -> str:
+        """The end of a chain where no solver answered: an apology in the asker's language, or NoAnswer."""
+        log.warning("persona %r: no solver answered", self._persona)
+        if self._on_no_answer == "error":
+            raise NoAnswer(f"No solver of persona '{self._persona}' could answer this question.")
+        return apology(self._query.lang_code)
 
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
+        self._observe(slot, "timeout" if isinstance(exc, TimeoutError) else "error")
         log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+
+    def _observe(self, slot: SolverSlot, outcome: str) -> None:
+        ended = self._turn_ended or time.perf_counter()
+        metrics.solver_turn(self._persona, slot.name, outcome, ended - self._turn_began)
+
+    def _note_finished(self, task: asyncio.Task[list[Piece]]) -> None:
+        self._finished[task] = time.perf_counter()
 
 
 # How long a request that arrives during start-up waits for a solver's data, at least: loading is not slowness.
@@ -277,6 +335,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None) -> AnswerStream:
+              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> AnswerStream:
     """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
-    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete)
+    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete,
+                        on_no_answer=on_no_answer)

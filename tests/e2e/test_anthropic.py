@@ -33,6 +33,9 @@ PERSONAS = {
     "history.json": {"name": "History", "solvers": ["test-history"], "memory": 5},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
+    # Breaks off after two pieces: the answer fails mid-way.
+    "breaks.json": {"name": "Breaks", "solvers": ["test-stream"],
+                    "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01, "fail_after": 2}},
     # Slower than the server's keep-alive interval (see `server`): its streams carry keep-alives.
     "slow.json": {"name": "Slow", "solvers": ["test-fixed"], "test-fixed": {"text": "At last.", "delay": 0.5}},
 }
@@ -189,6 +192,17 @@ def test_leaving_a_stream_cancels_the_solver(server: ServerProcess) -> None:
     assert marker.read_text() == "cancelled", "the solver stopped when the client left"
 
 
+def test_an_answer_that_breaks_off(client: anthropic.Anthropic) -> None:
+    ask = [{"role": "user", "content": "a story"}]
+    with pytest.raises(anthropic.APIStatusError, match="broke off midway") as info:  # the error comes mid-stream
+        with client.messages.stream(model="breaks", max_tokens=50, messages=ask) as stream:  # type: ignore[arg-type]
+            for _ in stream.text_stream:
+                pass
+    assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    with pytest.raises(anthropic.InternalServerError, match="broke off midway"):
+        client.messages.create(model="breaks", max_tokens=50, messages=ask)  # type: ignore[arg-type]
+
+
 def test_raw_stream_with_create(client: anthropic.Anthropic) -> None:
     events = list(client.messages.create(model="fixed", max_tokens=100, stream=True,
                                          messages=[{"role": "user", "content": "foxes"}]))
@@ -205,12 +219,12 @@ def test_count_tokens(client: anthropic.Anthropic) -> None:
 
 def test_models_list_in_anthropic_format(client: anthropic.Anthropic, server: ServerProcess) -> None:
     models = client.models.list()
-    assert [m.id for m in models] == ["Fixed", "History", "Streamer", "Slow", "Endless"]
+    assert [m.id for m in models] == ["Fixed", "History", "Streamer", "Breaks", "Slow", "Endless"]
     first = models.data[0]
     assert first.type == "model" and first.display_name == "Fixed" and first.created_at.year >= 2024
     page = client.models.list(limit=2)
     assert [m.id for m in page.data] == ["Fixed", "History"] and page.has_more
-    assert [m.id for m in page] == ["Fixed", "History", "Streamer", "Slow", "Endless"], "the SDK follows the pages"
+    assert [m.id for m in page] == [m.id for m in models], "the SDK follows the pages"
     assert client.models.retrieve("streamer").id == "Streamer"
     with pytest.raises(anthropic.NotFoundError, match="does not exist"):
         client.models.retrieve("nope")

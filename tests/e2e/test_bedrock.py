@@ -33,6 +33,9 @@ PERSONAS = {
     "history.json": {"name": "History", "solvers": ["test-history"]},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
+    # Breaks off after two pieces: the answer fails mid-way.
+    "breaks.json": {"name": "Breaks", "solvers": ["test-stream"],
+                    "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01, "fail_after": 2}},
 }
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "dummy-secret",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -197,6 +200,21 @@ def test_invoke_model_with_response_stream(client: Any) -> None:
     assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 3
 
 
+def test_an_answer_that_breaks_off(client: Any) -> None:
+    stream = client.converse_stream(modelId="breaks", messages=user("a story"))["stream"]
+    with pytest.raises(botocore.exceptions.EventStreamError, match="broke off midway") as info:
+        for _ in stream:
+            pass
+    assert info.value.response["Error"]["Code"] == "modelStreamErrorException"
+    with pytest.raises(client.exceptions.ModelErrorException, match="broke off midway"):
+        client.converse(modelId="breaks", messages=user("a story"))
+    body = claude_body(messages=[{"role": "user", "content": "a story"}])
+    chunks = client.invoke_model_with_response_stream(modelId="breaks", body=body)["body"]
+    with pytest.raises(botocore.exceptions.EventStreamError, match="broke off midway"):
+        for _ in chunks:
+            pass
+
+
 # -- errors and keys ------------------------------------------------------------------------------------------------
 
 
@@ -217,7 +235,7 @@ def test_unknown_operations_and_methods(server: ServerProcess) -> None:
     unknown = httpx.post(server.base_url + "/model/fixed/summarize", json={})
     assert unknown.status_code == 404
     assert unknown.headers["x-amzn-errortype"] == "ResourceNotFoundException"
-    assert "Unknown operation" in unknown.json()["message"]
+    assert "POST /model/fixed/summarize" in unknown.json()["message"]
     wrong_method = httpx.get(server.base_url + "/bedrock/model/fixed/converse")
     assert wrong_method.status_code == 405 and wrong_method.headers["x-amzn-errortype"] == "ValidationException"
 

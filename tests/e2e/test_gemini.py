@@ -22,6 +22,9 @@ PERSONAS = {
     "history.json": {"name": "History", "solvers": ["test-history"]},
     "streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01}},
+    # Breaks off after two pieces: the answer fails mid-way.
+    "breaks.json": {"name": "Breaks", "solvers": ["test-stream"],
+                    "test-stream": {"pieces": ["Once ", "upon ", "a ", "time."], "interval": 0.01, "fail_after": 2}},
     # Slower than the server's keep-alive interval (see `server`): its streams carry keep-alives.
     "slow.json": {"name": "Slow", "solvers": ["test-fixed"], "test-fixed": {"text": "At last.", "delay": 0.5}},
 }
@@ -131,6 +134,16 @@ def test_keep_alives_do_not_disturb_the_sdk(client: genai.Client, server: Server
     assert array.startswith("\n") and json.loads(array)[0]["candidates"][0]["content"]["parts"][0]["text"]
 
 
+def test_an_answer_that_breaks_off(client: genai.Client) -> None:
+    chunks = client.models.generate_content_stream(model="breaks", contents="a story")
+    with pytest.raises(errors.ServerError, match="broke off midway") as info:
+        for _ in chunks:
+            pass
+    assert info.value.code == 502
+    with pytest.raises(errors.ServerError, match="broke off midway"):
+        client.models.generate_content(model="breaks", contents="a story")
+
+
 def test_stream_without_sse_is_a_json_array(server: ServerProcess) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": "a story"}]}],
             "generationConfig": {"stopSequences": ["time"]}}
@@ -152,10 +165,11 @@ def test_count_tokens(client: genai.Client) -> None:
 
 def test_models_list_and_get(client: genai.Client) -> None:
     models = list(client.models.list())
-    assert [m.name for m in models] == ["models/Fixed", "models/History", "models/Streamer", "models/Slow"]
+    assert [m.name for m in models] == ["models/Fixed", "models/History", "models/Streamer", "models/Breaks",
+                                         "models/Slow"]
     assert "generateContent" in (models[0].supported_actions or [])
     paged = list(client.models.list(config={"page_size": 2}))
-    assert len(paged) == 4, "the SDK follows nextPageToken"
+    assert len(paged) == 5, "the SDK follows nextPageToken"
     assert client.models.get(model="streamer").display_name == "Streamer"
     with pytest.raises(errors.ClientError) as info:
         client.models.get(model="nope")
@@ -189,8 +203,11 @@ def test_raw_errors_in_gemini_shape(server: ServerProcess) -> None:
     empty = httpx.post(server.base_url + "/v1beta/models/fixed:generateContent", json={"contents": []})
     assert empty.status_code == 400
     assert empty.json()["error"]["status"] == "INVALID_ARGUMENT" and empty.json()["error"]["code"] == 400
+    # Only GET reads `models/{name}` itself; a method we do not have is a method not allowed there.
     unknown = httpx.post(server.base_url + "/v1beta/models/fixed:embedContent", json={})
-    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+    assert unknown.status_code == 405 and unknown.json()["error"]["code"] == 405
+    missing = httpx.post(server.base_url + "/gemini/v1beta/nothing", json={})
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
 
 
 def test_api_key(keyed: ServerProcess) -> None:

@@ -17,20 +17,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state, stop_reason
-from persona_server.api.errors import APIError, parse_model, register_error_format
-from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.errors import APIError, answer_error, parse_model, register_error_format
 from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
-from persona_server.api.streaming import (
-    SSE_HEADERS,
-    STREAM_FAILED,
-    log_stream_failure,
-    sse_named,
-    unless_disconnected,
-    word_chunks,
-)
+from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_named, unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -58,11 +50,22 @@ def anthropic_error(error: APIError) -> Response:
     return Response(orjson.dumps(error_body(error)), status_code=error.status, media_type="application/json")
 
 
+# Every path of this protocol starts with one of these (see api/routing.py).
+PREFIXES = ("/v1/messages", "/anthropic/")
+
+
 def is_anthropic_path(path: str) -> bool:
-    return path.startswith(("/v1/messages", "/anthropic/"))
+    return path.startswith(PREFIXES)
 
 
 register_error_format(is_anthropic_path, anthropic_error)
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}},
+}
 
 
 # -- requests -------------------------------------------------------------------------------------------------
@@ -193,9 +196,8 @@ async def message_events(persona: Persona, query: Query, input_tokens: int,
             else:
                 yield [("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                 "delta": {"type": "text_delta", "text": word}}) for word in words]
-    except Exception as exc:  # the answer failed mid-way: say so in the stream, as Anthropic does
-        log_stream_failure(persona.name, exc)
-        yield [("error", error_body(APIError(500, STREAM_FAILED)))]
+    except StreamFailure as exc:  # the answer failed mid-way: say so in the stream, as Anthropic does
+        yield [("error", error_body(answer_error(exc)))]
         return
     yield [("content_block_stop", {"type": "content_block_stop", "index": 0}),
            ("message_delta", {"type": "message_delta",
@@ -221,6 +223,7 @@ async def answer_text(request: Request, persona: Persona, query: Query) -> tuple
 
 
 async def create_message(request: Request) -> Response:
+    """Create a message (Anthropic Messages API), streamed or not"""
     body = parse_model(await read_body(request), MessagesRequest)
     if body.model is None:
         raise APIError(400, "'model' is a required property", param="model")
@@ -236,6 +239,7 @@ async def create_message(request: Request) -> Response:
 
 
 async def count_message_tokens(request: Request) -> Response:
+    """Count a message's input tokens"""
     body = parse_model(await read_body(request), ConversationRequest)
     pick_persona(request, body.model)
     return json_response({"input_tokens": input_tokens(body.to_messages())})
@@ -283,14 +287,16 @@ def retrieve_model(request: Request) -> Response:
 
 
 async def _list_models(request: Request) -> Response:
+    """The models, in Anthropic's list format"""
     return list_models(request)
 
 
 async def _retrieve_model(request: Request) -> Response:
+    """One model, in Anthropic's format"""
     return retrieve_model(request)
 
 
-def routes() -> list[BaseRoute]:
+def routes() -> list[Route]:
     """Anthropic's routes, also under /anthropic; `GET /v1/models` answers in Anthropic's format when the request
     carries `anthropic-version` (see api/model_lists.py)."""
     table = [
@@ -298,8 +304,5 @@ def routes() -> list[BaseRoute]:
         ("/v1/messages/count_tokens", count_message_tokens, ["POST"]),
     ]
     prefixed = [("/v1/models", _list_models, ["GET"]), ("/v1/models/{model_id:path}", _retrieve_model, ["GET"])]
-    return [PrefixedRoutes(
-        ("/v1/messages", "/anthropic/"),
-        [Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
-        + [Route("/anthropic" + path, endpoint, methods=methods) for path, endpoint, methods in table + prefixed],
-    )]
+    return ([Route(path, endpoint, methods=methods) for path, endpoint, methods in table]
+            + [Route("/anthropic" + path, endpoint, methods=methods) for path, endpoint, methods in table + prefixed])

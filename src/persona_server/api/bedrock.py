@@ -20,15 +20,21 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from persona_server.api import anthropic
 from persona_server.api import bedrock_eventstream as eventstream
 from persona_server.api.context import json_response, read_body, server_state, stop_reason
-from persona_server.api.errors import APIError, from_validation_error, parse_json, parse_model, register_error_format
-from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.errors import (
+    APIError,
+    answer_error,
+    from_validation_error,
+    parse_json,
+    parse_model,
+    register_error_format,
+)
 from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
-from persona_server.api.streaming import STREAM_FAILED, log_stream_failure, word_chunks
+from persona_server.api.streaming import StreamFailure, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
@@ -40,6 +46,7 @@ _EXCEPTIONS = {
     404: ("ResourceNotFoundException", 404),
     413: ("ValidationException", 413),
     429: ("ThrottlingException", 429),
+    502: ("ModelErrorException", 424),  # the answering solver failed: the model's fault, as Bedrock says
     503: ("ServiceUnavailableException", 503),
 }
 
@@ -51,16 +58,24 @@ def bedrock_error(error: APIError) -> Response:
                     headers={"x-amzn-ErrorType": kind})
 
 
+# Every path of this protocol starts with one of these (see api/routing.py).
+PREFIXES = ("/model/", "/bedrock/")
+
+
 def is_bedrock_path(path: str) -> bool:
-    return path.startswith(("/model/", "/bedrock/"))
+    return path.startswith(PREFIXES)
 
 
 register_error_format(is_bedrock_path, bedrock_error)
 
+# The body; the error's class is in the `x-amzn-ErrorType` header.
+ERROR_SCHEMA: dict[str, Any] = {"type": "object", "required": ["message"],
+                                "properties": {"message": {"type": "string"}}}
+
 
 def pick_persona(request: Request) -> Persona:
     state = server_state(request)
-    model_id = request.path_params["target"].rpartition("/")[0]
+    model_id = request.path_params["model_id"]
     persona = state.catalog.for_model(model_id, strict=state.settings.strict_models)
     if persona is None:
         raise APIError(404, f"The model '{model_id}' does not exist.")
@@ -143,6 +158,7 @@ async def _conversation(request: Request) -> tuple[Persona, Query, int]:
 
 
 async def converse(request: Request) -> Response:
+    """Converse (Bedrock runtime)"""
     started = time.monotonic()
     persona, query, input_tokens = await _conversation(request)
     text, stream = await anthropic.answer_text(request, persona, query)
@@ -165,9 +181,8 @@ async def _converse_events(persona: Persona, query: Query, input_tokens: int,
             if words:  # the event stream has no keep-alive message
                 yield b"".join(eventstream.event("contentBlockDelta", {"delta": {"text": word}, "contentBlockIndex": 0})
                                for word in words)
-    except Exception as exc:  # the answer failed mid-way: end with the stream's own error
-        log_stream_failure(persona.name, exc)
-        yield eventstream.exception("internalServerException", STREAM_FAILED)
+    except StreamFailure as exc:  # the answer failed mid-way: end with the stream's own error
+        yield eventstream.exception("modelStreamErrorException", answer_error(exc).message)
         return
     yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
     yield eventstream.event("messageStop", {"stopReason": _stop_reason(stream),
@@ -177,6 +192,7 @@ async def _converse_events(persona: Persona, query: Query, input_tokens: int,
 
 
 async def converse_stream(request: Request) -> Response:
+    """Converse, streamed as AWS event-stream messages"""
     persona, query, input_tokens = await _conversation(request)
     events = _converse_events(persona, query, input_tokens, server_state(request).settings.ping_interval)
     return StreamingResponse(events, media_type=eventstream.MEDIA_TYPE)
@@ -206,6 +222,7 @@ async def _invocation(request: Request) -> tuple[Persona, Query, int]:
 
 
 async def invoke(request: Request) -> Response:
+    """Invoke a model with the Anthropic Messages body of Bedrock's Claude models"""
     persona, query, input_tokens = await _invocation(request)
     text, stream = await anthropic.answer_text(request, persona, query)
     return json_response(anthropic.message_json(persona, text, stream, input_tokens))
@@ -240,30 +257,20 @@ async def _invoke_events(persona: Persona, query: Query, input_tokens: int,
 
 
 async def invoke_stream(request: Request) -> Response:
+    """Invoke a model, streamed as chunk events of Anthropic's stream"""
     persona, query, input_tokens = await _invocation(request)
     events = _invoke_events(persona, query, input_tokens, server_state(request).settings.ping_interval)
     return StreamingResponse(events, media_type=eventstream.MEDIA_TYPE,
                              headers={"X-Amzn-Bedrock-Content-Type": "application/json"})
 
 
-_OPERATIONS = {
-    "converse": converse,
-    "converse-stream": converse_stream,
-    "invoke": invoke,
-    "invoke-with-response-stream": invoke_stream,
-}
-
-
-async def operation(request: Request) -> Response:
-    """`POST /model/{modelId}/{operation}`: one route (one regex) for the four operations."""
-    model_id, _, name = request.path_params["target"].rpartition("/")
-    endpoint = _OPERATIONS.get(name)
-    if endpoint is None or not model_id:
-        raise APIError(404, f"Unknown operation: POST {request.url.path}")
-    return await endpoint(request)
-
-
-def routes() -> list[BaseRoute]:
+def routes() -> list[Route]:
     # `:path`: a model id may be an ARN with slashes in it (boto3 escapes them; the server unescapes them).
-    return [PrefixedRoutes(("/model/", "/bedrock/"), [
-        Route(prefix + "/model/{target:path}", operation, methods=["POST"]) for prefix in ("", "/bedrock")])]
+    table = [
+        ("/converse", converse),
+        ("/converse-stream", converse_stream),
+        ("/invoke", invoke),
+        ("/invoke-with-response-stream", invoke_stream),
+    ]
+    return [Route(prefix + "/model/{model_id:path}" + suffix, endpoint, methods=["POST"])
+            for prefix in ("", "/bedrock") for suffix, endpoint in table]

@@ -18,20 +18,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
-from persona_server.api.errors import APIError, parse_model, register_error_format
-from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.errors import APIError, answer_error, parse_model, register_error_format
 from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
-from persona_server.api.streaming import (
-    SSE_HEADERS,
-    STREAM_FAILED,
-    log_stream_failure,
-    sse_event,
-    unless_disconnected,
-    word_chunks,
-)
+from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_event, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
@@ -55,11 +47,25 @@ def gemini_error(error: APIError) -> Response:
     return Response(orjson.dumps(error_body(error)), status_code=error.status, media_type="application/json")
 
 
+# Every path of this protocol starts with one of these (see api/routing.py); under /v1 only
+# `/v1/models/{model}:{method}` is Gemini's (OpenAI's `/v1/models/{id}` may hold a colon too: `llama3:latest`).
+PREFIXES = ("/v1beta/", "/v1/models/", "/gemini/")
+_METHOD_SUFFIXES = (":generateContent", ":streamGenerateContent", ":countTokens")
+
+
 def is_gemini_path(path: str) -> bool:
-    return path.startswith(("/v1beta/", "/gemini/")) or (path.startswith("/v1/models/") and ":" in path)
+    return path.startswith(("/v1beta/", "/gemini/")) or (path.startswith("/v1/models/")
+                                                          and path.endswith(_METHOD_SUFFIXES))
 
 
 register_error_format(is_gemini_path, gemini_error)
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message", "status"],
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "status": {"type": "string"}}}},
+}
 
 
 # -- requests -------------------------------------------------------------------------------------------------
@@ -164,9 +170,8 @@ async def _chunks(persona: Persona, query: Query, prompt_tokens: int,
     try:
         async for words in word_chunks(stream, ping_interval):
             yield None if words is None else _response(persona, response_id, "".join(words))
-    except Exception as exc:
-        log_stream_failure(persona.name, exc)
-        yield error_body(APIError(500, STREAM_FAILED))
+    except StreamFailure as exc:
+        yield error_body(answer_error(exc))
         return
     yield _response(persona, response_id, "", _finish(stream, prompt_tokens))
 
@@ -208,21 +213,23 @@ def stream_generate(request: Request, persona: Persona, body: GenerateRequest) -
     return StreamingResponse(_json_array(chunks), media_type="application/json")
 
 
-async def model_method(request: Request) -> Response:
-    """`POST .../models/{model}:{method}`."""
-    model, _, method = request.path_params["target"].rpartition(":")
-    if method not in _METHODS or not model:
-        raise APIError(404, f"Method not found: {request.url.path}")
-    raw = await read_body(request)
-    if method == "countTokens":
-        _persona(request, model)
-        counted = parse_model(raw, CountTokensRequest)
-        return json_response({"totalTokens": sum(count_tokens(m.content) for m in counted.messages())})
-    body = parse_model(raw, GenerateRequest)
-    persona = _persona(request, model)
-    if method == "streamGenerateContent":
-        return stream_generate(request, persona, body)
-    return await generate(request, persona, body)
+async def generate_content(request: Request) -> Response:
+    """Generate content (Gemini API)"""
+    body = parse_model(await read_body(request), GenerateRequest)
+    return await generate(request, _persona(request, request.path_params["model"]), body)
+
+
+async def stream_generate_content(request: Request) -> Response:
+    """Generate content as a stream: SSE with `alt=sse`, else one JSON array"""
+    body = parse_model(await read_body(request), GenerateRequest)
+    return stream_generate(request, _persona(request, request.path_params["model"]), body)
+
+
+async def count_content_tokens(request: Request) -> Response:
+    """Count the tokens of contents"""
+    counted = parse_model(await read_body(request), CountTokensRequest)
+    _persona(request, request.path_params["model"])
+    return json_response({"totalTokens": sum(count_tokens(m.content) for m in counted.messages())})
 
 
 # -- models -------------------------------------------------------------------------------------------------------
@@ -264,19 +271,23 @@ def retrieve_model(request: Request) -> Response:
 
 
 async def _list_models(request: Request) -> Response:
+    """The models, in Gemini's format"""
     return list_models(request)
 
 
 async def _retrieve_model(request: Request) -> Response:
+    """One model, in Gemini's format"""
     return retrieve_model(request)
 
 
-def routes() -> list[BaseRoute]:
+def routes() -> list[Route]:
     """Under /v1beta, /v1 and /gemini/...; `GET /v1/models[/{id}]` answers in Gemini's format when the request
     carries Gemini's key (see api/model_lists.py)."""
-    out: list[BaseRoute] = [Route(prefix + "/models/{target:path}", model_method, methods=["POST"])
-                            for prefix in ("/v1beta", "/v1", "/gemini/v1beta", "/gemini/v1")]
+    methods = [(":generateContent", generate_content), (":streamGenerateContent", stream_generate_content),
+               (":countTokens", count_content_tokens)]
+    out = [Route(prefix + "/models/{model}" + method, endpoint, methods=["POST"])
+           for prefix in ("/v1beta", "/v1", "/gemini/v1beta", "/gemini/v1") for method, endpoint in methods]
     for prefix in ("/v1beta", "/gemini/v1beta", "/gemini/v1"):
         out += [Route(prefix + "/models", _list_models, methods=["GET"]),
                 Route(prefix + "/models/{target:path}", _retrieve_model, methods=["GET"])]
-    return [PrefixedRoutes(("/v1beta/", "/v1/models/", "/gemini/"), out)]
+    return out

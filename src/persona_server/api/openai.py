@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server import metrics
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
@@ -23,6 +24,8 @@ from persona_server.api.streaming import (
     SSE_DONE,
     SSE_HEADERS,
     SSE_PING,
+    ending_cleanly,
+    sse_error,
     sse_event,
     unless_disconnected,
     word_chunks,
@@ -42,6 +45,7 @@ def pick_persona(request: Request, model: str | None) -> Persona:
     state = server_state(request)
     persona = state.catalog.for_model(model, strict=state.settings.strict_models)
     if persona is None:
+        metrics.record_refusal("unknown_model")
         raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
     return persona
 
@@ -103,7 +107,7 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
@@ -190,7 +194,7 @@ async def completions(request: Request) -> Response:
     if body.stream:
         events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
                                     settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [

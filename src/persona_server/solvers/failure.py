@@ -15,13 +15,27 @@ FALLBACK_LANG = "en"
 
 
 @cache
+def _shipped() -> frozenset[str]:
+    return frozenset(p.name.removesuffix(".txt") for p in files("persona_server.data").joinpath("failure").iterdir()
+                     if p.name.endswith(".txt"))
+
+
 def dialogs(lang: str) -> tuple[str, ...]:
     """The shipped failure lines of a language (primary subtag), empty when there are none."""
+    # `lang` comes from the request: only a shipped language may name a file (no `../`), and the cache stays small.
+    return _dialogs(lang) if lang in _shipped() else ()
+
+
+@cache
+def _dialogs(lang: str) -> tuple[str, ...]:
     resource = files("persona_server.data").joinpath("failure", f"{lang}.txt")
-    if not resource.is_file():
-        return ()
     lines = resource.read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip())
+
+
+def apology(lang: str) -> str:
+    """A shipped failure line in `lang` (English when there are none): what a chain says when nobody answered."""
+    return random.choice(dialogs(lang) or dialogs(FALLBACK_LANG))
 
 
 class FailureOptions(SolverOptions):
@@ -34,10 +48,10 @@ class FailureSolver(Solver):
     name = "ovos-solver-failure-plugin"
     description = "Always answers, with an apology from per-language dialogs."
     default_timeout = 1.0
+    always_answers = True
     Options = FailureOptions
     options: FailureOptions
 
     async def answer(self, query: Query) -> str:
         custom = [a for a in self.options.answers or [] if a.strip()]
-        lines = custom or dialogs(query.lang_code) or dialogs(FALLBACK_LANG)
-        return random.choice(lines)
+        return random.choice(custom) if custom else apology(query.lang_code)
