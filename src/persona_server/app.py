@@ -18,7 +18,7 @@ from persona_server.api import errors
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
-from persona_server.api.routes import all_routes, flat_routes, open_paths
+from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerFailed, NoAnswer
@@ -116,4 +116,4 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
     # Outside the key check and the browser guard, so refused requests get an id and are counted too.
-    return NormalizePath(Observe(asgi, flat_routes()))
+    return NormalizePath(Observe(asgi, routes))

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona_server import logs, metrics
+from persona_server.api.routing import PrefixedRoutes
 
 MAX_REQUEST_ID = 128
 _SANE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID}}}")
@@ -31,7 +32,12 @@ class RouteTemplates:
     def __init__(self, routes: Iterable[BaseRoute]) -> None:
         self._static: dict[str, str] = {}
         self._dynamic: list[tuple[re.Pattern[str], str]] = []
+        # A vendor protocol's routes behind its prefixes, as the router tries them (api/routing.py).
+        self._groups: list[tuple[tuple[str, ...], RouteTemplates]] = []
         for route in routes:
+            if isinstance(route, PrefixedRoutes):
+                self._groups.append((route.prefixes, RouteTemplates(route.routes)))
+                continue
             if not isinstance(route, Route):
                 continue
             template = _CONVERTOR.sub(r"{\1}", route.path)
@@ -44,6 +50,9 @@ class RouteTemplates:
         template = self._static.get(path)
         if template is not None:
             return template
+        for prefixes, group in self._groups:
+            if path.startswith(prefixes) and (template := group(path)) != UNMATCHED:
+                return template
         for regex, template in self._dynamic:
             if regex.match(path):
                 return template
