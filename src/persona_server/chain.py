@@ -208,8 +208,9 @@ class AnswerStream:
                 yield piece
         except Exception as exc:
             if committed:
+                slot.last_error = _describe(exc, timeout)
                 log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name,
-                            _describe(exc, timeout))
+                            slot.last_error)
             else:
                 self._skip(slot, exc)
         finally:
@@ -240,12 +241,14 @@ class AnswerStream:
 
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name
+        slot.last_error = None
         self.sources.extend(sources)
         log.debug("persona %r: answered by %r", self._persona, slot.name)
 
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
-        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+        slot.last_error = _describe(exc, timeout)
+        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, slot.last_error)
 
 
 # How long a request that arrives during start-up waits for a solver's data, at least: loading is not slowness.
