@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from persona_server.api import errors, health, ollama, openai, responses
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
+from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
@@ -25,7 +26,8 @@ _OPEN_PATHS = frozenset({"/health", "/"})
 
 
 class NormalizePath:
-    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`."""
+    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`.
+    Also maps the original server's `/openai/v1/...` and `/ollama/api/...` onto `/v1/...` and `/api/...`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,6 +39,9 @@ class NormalizePath:
                 path = _SLASHES.sub("/", path)
                 if len(path) > 1:
                     path = path.rstrip("/") or "/"
+                scope = dict(scope, path=path, raw_path=path.encode())
+            if path.startswith(("/openai/", "/ollama/")):
+                path = strip_vendor_prefix(path)
                 scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
 

@@ -20,9 +20,9 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from persona_server import secrets
+from persona_server import persona_format, secrets
 from persona_server.chain import AnswerStream, run_chain
-from persona_server.memory import ConversationMemory, MemorySettings, parse_memory_setting
+from persona_server.memory import ConversationMemory, MemorySettings
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
@@ -40,6 +40,8 @@ DEFAULT_SOLVERS: list[str] = [
 
 # Persona-level settings that are not solver blocks.
 PERSONA_SETTINGS = ("speculative", "memory")
+# OpenVoiceOS's newer persona-level keys (see persona_format.py).
+FORMAT_SETTINGS = persona_format.KEYS
 
 
 class PersonaError(Exception):
@@ -62,11 +64,19 @@ class PersonaSpec:
     source: str = "<built-in>"
     # Per-conversation memory for question solvers (see persona_server.memory); None = off.
     memory: MemorySettings | None = None
+    description: str = ""
+    # Persona-level system prompt and how it combines with the client's system messages (persona_format.py).
+    system_prompt: str | None = None
+    system_prompt_strategy: persona_format.Strategy = "append"
+    # An installed OpenVoiceOS memory plugin (`memory_module`) to run instead of our memory.
+    memory_plugin: str | None = None
 
     def block(self, solver_name: str) -> Any:
         """The config block for a solver, found under its written name, canonical name or any alias."""
         if solver_name in self.blocks:
             return self.blocks[solver_name]
+        if registry.is_installed_plugin_name(solver_name):
+            return self.block(solver_name.split(":", 1)[1])
         canonical = registry.canonical_name(solver_name)
         for key, value in self.blocks.items():
             if registry.canonical_name(key) == canonical:
@@ -78,9 +88,13 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
     """Validate a decoded persona file. Raises PersonaError on anything that makes the file unusable."""
     if not isinstance(data, dict):
         raise PersonaError(source, f"expected a JSON object, got {_json_type(data)}")
-    if "solvers" not in data:
-        raise PersonaError(source, "missing 'solvers' (a list of solver names)")
-    solvers = data["solvers"]
+    if "solvers" not in data and "handlers" not in data:
+        raise PersonaError(source, "missing 'solvers' (or 'handlers': a list of solver names)")
+    try:
+        keys = persona_format.parse_format_keys(data)
+    except ValueError as exc:
+        raise PersonaError(source, str(exc)) from None
+    solvers = keys.solvers
     if not isinstance(solvers, list) or not all(isinstance(s, str) and s.strip() for s in solvers):
         raise PersonaError(source, "'solvers' must be a list of solver names (non-empty strings)")
     if not solvers:
@@ -91,11 +105,8 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
     speculative = data.get("speculative", True)
     if not isinstance(speculative, bool):
         raise PersonaError(source, "'speculative' must be true or false")
-    try:
-        memory = parse_memory_setting(data.get("memory"))
-    except ValueError as exc:
-        raise PersonaError(source, str(exc)) from None
-    blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS)}
+    memory = keys.memory
+    blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS, *FORMAT_SETTINGS)}
     secrets.register_config(blocks)
     return PersonaSpec(
         name=name.strip(),
@@ -104,6 +115,10 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
         speculative=speculative,
         source=source,
         memory=memory,
+        description=keys.description,
+        system_prompt=keys.system_prompt,
+        system_prompt_strategy=keys.strategy,
+        memory_plugin=keys.memory_plugin,
     )
 
 
@@ -126,6 +141,41 @@ def default_persona_spec() -> PersonaSpec:
     # The chit-chat brain introduces itself by this name rather than by the model id "default".
     blocks = {"ovos-solver-rivescript-plugin": {"name": "Persona"}}
     return PersonaSpec(name=DEFAULT_PERSONA_NAME, solvers=list(DEFAULT_SOLVERS), blocks=blocks)
+
+
+# Block keys that name other solvers (grounding, tools, mixtures): `validate` checks them too.
+NESTED_SOLVER_KEYS = ("context_solvers", "tool_solvers", "workers", "judge")
+
+
+def nested_problems(spec: PersonaSpec) -> list[tuple[str, str]]:
+    """Solver names inside the blocks of a persona's chain that do not resolve: [(where, problem)]."""
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    pending = [(name, spec.block(name)) for name in spec.solvers]
+    while pending:
+        owner, block = pending.pop(0)
+        if not isinstance(block, dict):
+            continue
+        for key in NESTED_SOLVER_KEYS:
+            refs = block.get(key)
+            for ref in refs if isinstance(refs, list) else [refs] if refs is not None else []:
+                where = f"solver {owner!r}: {key}"
+                if isinstance(ref, str):
+                    name, inline = ref, None
+                elif isinstance(ref, dict) and isinstance(ref.get("solver") or ref.get("name"), str):
+                    name, inline = ref.get("solver") or ref.get("name"), ref
+                else:
+                    problems.append((where, "an entry must be a solver name or {\"solver\": name, ...}"))
+                    continue
+                try:
+                    registry.resolve(name)
+                except registry.UnknownSolver as exc:
+                    problems.append((f"{where}: {name!r}", str(exc)))
+                    continue
+                if name not in seen or inline is not None:
+                    seen.add(name)
+                    pending.append((name, inline if inline is not None else spec.block(name)))
+    return problems
 
 
 def _json_type(value: Any) -> str:
@@ -155,6 +205,8 @@ class SolverSlot:
     state: SolverState = "loading"
     error: str | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why its last turn was skipped (raised, timed out, returned no text), for /status; cleared by an answer.
+    last_error: str | None = None
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state}
@@ -162,6 +214,8 @@ class SolverSlot:
             out["implementation"] = self.solver.name
         if self.error:
             out["error"] = secrets.redact(self.error)
+        if self.last_error:
+            out["last_error"] = secrets.redact(self.last_error)
         return out
 
 
@@ -269,6 +323,9 @@ class Persona:
 
     def stream(self, query: Query) -> AnswerStream:
         query.persona = self.name
+        spec = self.spec
+        if persona_format.applies(spec.system_prompt, spec.system_prompt_strategy):
+            persona_format.apply_system_prompt(query, spec.system_prompt, spec.system_prompt_strategy)
         if self.memory is not None:
             return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name)
         return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name)
@@ -281,6 +338,7 @@ class Persona:
     def status(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "description": self.spec.description,
             "source": self.spec.source,
             "ready": self.ready,
             "solvers": [slot.status() for slot in self.slots],
