@@ -238,6 +238,8 @@ class Persona:
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
         self.memory = ConversationMemory(spec.memory) if spec.memory else None
+        if spec.memory_plugin:
+            log.warning("persona %r: %s", self.name, self._memory_plugin_problem())
 
     # -- building -----------------------------------------------------------------------------------------
 
@@ -335,7 +337,17 @@ class Persona:
         text = await stream.text()
         return Answer(text=text, solver=stream.solver, sources=stream.sources, finish_reason=stream.finish_reason)
 
+    def _memory_plugin_problem(self) -> str:
+        return (f"memory_module {self.spec.memory_plugin!r} is not run (only "
+                f"{persona_format.SHORT_TERM_MEMORY!r} is, as our memory); serving without memory")
+
     def status(self) -> dict[str, Any]:
+        if self.spec.memory_plugin:
+            return {**self._status(), "memory_module": {"name": self.spec.memory_plugin, "state": "error",
+                                                        "error": self._memory_plugin_problem()}}
+        return self._status()
+
+    def _status(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.spec.description,

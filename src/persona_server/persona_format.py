@@ -66,7 +66,7 @@ def parse_format_keys(data: dict[str, Any]) -> FormatKeys:
         elif module.strip() == SHORT_TERM_MEMORY:
             memory = _short_term(data.get(SHORT_TERM_MEMORY), memory)
         else:
-            memory_plugin = module.strip()
+            memory_plugin, memory = module.strip(), None
     prompt = data.get("system_prompt")
     if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
         raise ValueError(f"'system_prompt' must be a string of at most {MAX_PROMPT_CHARS} characters")

@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iter
         # No strategy: the environment's PERSONA_SYSTEM_PROMPT_STRATEGY applies.
         llm_persona("FromEnv", upstream, system_prompt="PERSONA PROMPT"),
         {"name": "NoMemory", "handlers": ["failure"], "memory": 5, "memory_module": None},
+        {"name": "OtherMemory", "handlers": ["failure"], "memory_module": "ovos-memory-plugin-longterm"},
     ]
     args = []
     for data in personas:
@@ -138,6 +139,10 @@ def test_description_and_memory_module_are_shown(server: ServerProcess, ollama_c
     status = httpx.get(server.base_url + "/status", timeout=5).json()
     old = next(p for p in status["personas"] if p["name"] == "OldSchoolBot")
     assert old["description"] == "Classic look-ups, a dictionary and chit-chat"
+    other = next(p for p in status["personas"] if p["name"] == "OtherMemory")
+    assert other["memory_module"]["name"] == "ovos-memory-plugin-longterm"
+    assert "serving without memory" in other["memory_module"]["error"]
+    assert ollama_client.show("OtherMemory").modelinfo["persona.memory"] == 0
 
 
 def test_validate_accepts_both_spellings_and_shows_the_description(tmp_path: Path) -> None:
