@@ -72,7 +72,8 @@ def parse_format_keys(data: dict[str, Any]) -> FormatKeys:
         raise ValueError(f"'system_prompt' must be a string of at most {MAX_PROMPT_CHARS} characters")
     strategy = data.get("system_prompt_strategy", os.environ.get(STRATEGY_ENV) or "append")
     if strategy not in STRATEGIES:
-        raise ValueError(f"'system_prompt_strategy' must be one of {', '.join(STRATEGIES)}")
+        where = "'system_prompt_strategy'" if "system_prompt_strategy" in data else STRATEGY_ENV
+        raise ValueError(f"{where} must be one of {', '.join(STRATEGIES)}")
     description = data.get("description", "")
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
         raise ValueError(f"'description' must be a string of at most {MAX_DESCRIPTION_CHARS} characters")

@@ -39,9 +39,16 @@ class StreamingQuestionSolver:
     def stream_utterances(self, query, lang=None, units=None):
         if "streaming-plugin" not in query:
             return
-        for sentence in ("First sentence.", "Second sentence.", "Third sentence."):
-            time.sleep(self.delay)
-            yield sentence + " "
+        try:
+            for sentence in ("First sentence.", "Second sentence.", "Third sentence."):
+                time.sleep(self.delay)
+                yield sentence + " "
+        except GeneratorExit:
+            # Closed before its end (the client left): say so where the test can see it.
+            if self.config.get("closed_marker"):
+                with open(self.config["closed_marker"], "a") as marker:
+                    marker.write(query + "\n")
+            raise
 
 
 class CountingChatSolver:

@@ -47,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ovos_plugin_env: dict[str, 
         # A hung call cannot be interrupted: one at a time, then the plugin is refused while it hangs.
         "test-hang-plugin": {"timeout": 1, "max_calls": 1},
         "test-question-plugin": {"prefix": "Q"},
-        "test-streaming-plugin": {"delay": 0.4},
+        "test-streaming-plugin": {"delay": 0.4, "closed_marker": str(root / "closed.txt")},
         "ovos-chat-openai-plugin": {"api_url": upstream.base_url, "key": SECRET, "model": "upstream-model",
                                     "system_prompt": "You are the plugin's prompt.", "timeout": 20},
     }
@@ -147,6 +147,20 @@ def test_a_streaming_plugin_streams_through_the_chain(client: openai.OpenAI) -> 
     assert text.split() == "First sentence. Second sentence. Third sentence.".split()
     # Sentences are 0.4 s apart at the plugin: the first reached the client well before the last was made.
     assert arrivals[-1][0] - arrivals[0][0] > 0.5
+
+
+def test_a_client_leaving_closes_the_plugin_s_generator(server: ServerProcess) -> None:
+    marker = Path(server.log_path).parent / "closed.txt"
+    body = {"model": "Mixed", "stream": True,
+            "messages": [{"role": "user", "content": "then leave streaming-plugin"}]}
+    with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body, timeout=30) as response:
+        for line in response.iter_lines():
+            if '"content":"First' in line.replace(" ", ""):
+                break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not marker.exists():
+        time.sleep(0.05)
+    assert marker.read_text().splitlines() == ["then leave streaming-plugin"]
 
 
 def test_a_chat_solver_gets_the_whole_history_as_role_content_dicts(client: openai.OpenAI) -> None:

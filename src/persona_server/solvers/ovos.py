@@ -24,6 +24,7 @@ Nothing here imports OpenVoiceOS: plugins bring `ovos-plugin-manager` themselves
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import sys
@@ -256,31 +257,57 @@ class InstalledPluginSolver(BlockingSolver):
         return await self._run(self._whole_call(query))  # type: ignore[no-any-return]
 
     async def stream(self, query: Query) -> AsyncIterator[Piece]:
+        """The plugin's iterator, run by one call in the worker pool that hands each piece over as it comes.
+
+        Closing this stream (a client gone, the chain's timeout) tells that call to stop after its current piece
+        and close the plugin's generator; a plugin hung inside one piece keeps its place in `max_calls`.
+        """
         self._ready()
-        iterator: Iterator[Any] = await self._run(self._stream_call(query))
-        done = object()
-        in_flight = False
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        start = self._stream_call(query)
+
+        def hand_over(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening any more
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def produce() -> None:
+            iterator = start()
+            try:
+                for piece in iterator:
+                    if stop.is_set():
+                        break
+                    hand_over(piece)
+                    if stop.is_set():
+                        break
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        close()
+
+        worker = asyncio.ensure_future(self._run(produce))
+        # When the call ends, however it ends, the consumer learns it (an error raised before any piece too).
+        worker.add_done_callback(lambda task: queue.put_nowait(
+            _Ended(None if task.cancelled() else task.exception())))
         try:
             while True:
-                in_flight = True
-                piece = await self._run(next, iterator, done)
-                in_flight = False
-                if piece is done:
+                item = await queue.get()
+                if isinstance(item, _Ended):
+                    if item.error is not None:
+                        raise item.error
                     return
-                text = _text(piece, "the stream")
+                text = _text(item, "the stream")
                 if text:
                     yield text
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None and not in_flight:
-                # A generator's cleanup (closing its HTTP response) runs its own code: in the pool, shielded.
-                await asyncio.shield(self._close_quietly(close))
+            stop.set()
 
-    async def _close_quietly(self, close: Callable[[], Any]) -> None:
-        try:
-            await self._run(close)
-        except Exception as exc:
-            log.debug("closing the stream of %r: %s", self.plugin.name, exc)
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    error: BaseException | None
 
 
 def _best_passage(results: Any) -> str | None:
