@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from persona_server import deadlines, secrets
@@ -37,7 +37,8 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None) -> None:
+                 on_complete: Callable[[str], None] | None = None,
+                 prepare: Callable[[Query], Awaitable[Query]] | None = None) -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -46,6 +47,8 @@ class AnswerStream:
         self._persona = persona
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
+        # Work on the query that must be awaited before the first turn (an installed memory plugin's recall).
+        self._prepare = prepare
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
 
@@ -129,6 +132,8 @@ class AnswerStream:
         self._early.clear()
 
     async def _run(self) -> AsyncIterator[str]:
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -149,6 +154,8 @@ class AnswerStream:
 
     async def _whole(self) -> list[str]:
         """The chain for a whole answer: the answering solver's text pieces, [] when none answered."""
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -275,6 +282,9 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None) -> AnswerStream:
-    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
-    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete)
+              on_complete: Callable[[str], None] | None = None,
+              prepare: Callable[[Query], Awaitable[Query]] | None = None) -> AnswerStream:
+    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end;
+    `prepare(query)`, when given, is awaited for the query the turns get."""
+    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete,
+                        prepare=prepare)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
@@ -26,6 +26,9 @@ from persona_server.memory import ConversationMemory, MemorySettings
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
+
+if TYPE_CHECKING:
+    from persona_server.ovos_memory import InstalledMemory
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,12 @@ NESTED_SOLVER_KEYS = ("context_solvers", "tool_solvers", "workers", "judge")
 def nested_problems(spec: PersonaSpec) -> list[tuple[str, str]]:
     """Solver names inside the blocks of a persona's chain that do not resolve: [(where, problem)]."""
     problems: list[tuple[str, str]] = []
+    if spec.memory_plugin:
+        from persona_server.solvers import ovos
+
+        if ovos.find_memory(spec.memory_plugin) is None:
+            problems.append((f"memory_module {spec.memory_plugin!r}", "no installed memory plugin has that name "
+                             f"(opm.agents.memory; {ovos.EXTRA_HINT}, then install its package)"))
     seen: set[str] = set()
     pending = [(name, spec.block(name)) for name in spec.solvers]
     while pending:
@@ -238,8 +247,7 @@ class Persona:
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
         self.memory = ConversationMemory(spec.memory) if spec.memory else None
-        if spec.memory_plugin:
-            log.warning("persona %r: %s", self.name, self._memory_plugin_problem())
+        self.memory_plugin = self._memory_plugin() if spec.memory_plugin else None
 
     # -- building -----------------------------------------------------------------------------------------
 
@@ -278,6 +286,14 @@ class Persona:
             self._fail(slot, str(exc) or type(exc).__name__)
         return slot
 
+    def _memory_plugin(self) -> InstalledMemory:
+        from persona_server.ovos_memory import InstalledMemory
+
+        assert self.spec.memory_plugin is not None
+        block = self.spec.block(self.spec.memory_plugin)
+        return InstalledMemory(self.spec.memory_plugin, block if isinstance(block, dict) else {},
+                               persona=self.name, run_blocking=self._context().run_blocking)
+
     def _fail(self, slot: SolverSlot, reason: str) -> None:
         slot.state = "error"
         slot.error = reason
@@ -292,6 +308,8 @@ class Persona:
         for slot in self.slots:
             if slot.solver is not None and slot.state == "loading":
                 self._load_tasks.append(asyncio.create_task(self._load(slot), name=f"load {slot.name}"))
+        if self.memory_plugin is not None:
+            self._load_tasks.append(asyncio.create_task(self.memory_plugin.load(), name="load memory_module"))
 
     async def _load(self, slot: SolverSlot) -> None:
         assert slot.solver is not None
@@ -307,14 +325,20 @@ class Persona:
 
     async def wait_ready(self) -> None:
         await asyncio.gather(*(slot.loaded.wait() for slot in self.slots))
+        if self.memory_plugin is not None:
+            await self.memory_plugin.loaded.wait()
 
     @property
     def ready(self) -> bool:
+        if self.memory_plugin is not None and self.memory_plugin.state == "loading":
+            return False
         return all(slot.state != "loading" for slot in self.slots)
 
     async def close(self) -> None:
         for task in self._load_tasks:
             task.cancel()
+        if self.memory_plugin is not None:
+            await self.memory_plugin.close()
         for name, solver in self._instances.items():
             try:
                 await solver.close()
@@ -328,6 +352,8 @@ class Persona:
         spec = self.spec
         if persona_format.applies(spec.system_prompt, spec.system_prompt_strategy):
             persona_format.apply_system_prompt(query, spec.system_prompt, spec.system_prompt_strategy)
+        if self.memory_plugin is not None:
+            return self.memory_plugin.run(self.slots, query, speculative=self.spec.speculative, persona=self.name)
         if self.memory is not None:
             return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name)
         return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name)
@@ -337,14 +363,9 @@ class Persona:
         text = await stream.text()
         return Answer(text=text, solver=stream.solver, sources=stream.sources, finish_reason=stream.finish_reason)
 
-    def _memory_plugin_problem(self) -> str:
-        return (f"memory_module {self.spec.memory_plugin!r} is not run (only "
-                f"{persona_format.SHORT_TERM_MEMORY!r} is, as our memory); serving without memory")
-
     def status(self) -> dict[str, Any]:
-        if self.spec.memory_plugin:
-            return {**self._status(), "memory_module": {"name": self.spec.memory_plugin, "state": "error",
-                                                        "error": self._memory_plugin_problem()}}
+        if self.memory_plugin is not None:
+            return {**self._status(), "memory_module": self.memory_plugin.status()}
         return self._status()
 
     def _status(self) -> dict[str, Any]:

@@ -31,6 +31,8 @@ ENTRY_POINTS = {
     "opm.agents.chat": {"test-agent-plugin": "fake_ovos_plugins:EchoAgent"},
     "opm.agents.retrieval": {"test-retrieval-plugin": "fake_ovos_plugins:PassageRetrieval"},
     "opm.plugin.persona": {"Plugin Shipped Persona": "fake_ovos_plugins:PERSONA"},
+    "opm.agents.memory": {"test-memory-plugin": "fake_ovos_plugins:SessionMemory",
+                          "test-broken-memory": "fake_ovos_plugins:BrokenMemory"},
 }
 
 

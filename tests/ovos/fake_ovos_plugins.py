@@ -11,7 +11,13 @@ from __future__ import annotations
 import threading
 import time
 
-from ovos_plugin_manager.templates.agents import AgentMessage, ChatEngine, MessageRole, RetrievalEngine
+from ovos_plugin_manager.templates.agents import (
+    AgentContextManager,
+    AgentMessage,
+    ChatEngine,
+    MessageRole,
+    RetrievalEngine,
+)
 
 
 class EchoQuestionSolver:
@@ -94,6 +100,29 @@ class PassageRetrieval(RetrievalEngine):
         if "retrieval-plugin" not in query:
             return []
         return [("a weak passage", 0.1), ("the best passage about " + query, 0.9), ("a middling one", 0.5)][:k]
+
+
+class SessionMemory(AgentContextManager):
+    """A memory plugin (`opm.agents.memory`): the whole history of each session, after its system prompt."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.sessions = {}
+
+    def get_history(self, session_id):
+        return list(self.sessions.get(session_id, []))
+
+    def update_history(self, new_messages, session_id):
+        self.sessions.setdefault(session_id, []).extend(new_messages)
+
+    def build_conversation_context(self, utterance, session_id):
+        return [AgentMessage(role=MessageRole.SYSTEM, content=self.system_prompt), *self.get_history(session_id),
+                AgentMessage(role=MessageRole.USER, content=utterance)]
+
+
+class BrokenMemory(SessionMemory):
+    def build_conversation_context(self, utterance, session_id):
+        raise ConnectionError("the memory store is down")
 
 
 class BrokenOnConstruction:

@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iter
         # No strategy: the environment's PERSONA_SYSTEM_PROMPT_STRATEGY applies.
         llm_persona("FromEnv", upstream, system_prompt="PERSONA PROMPT"),
         {"name": "NoMemory", "handlers": ["failure"], "memory": 5, "memory_module": None},
-        {"name": "OtherMemory", "handlers": ["failure"], "memory_module": "ovos-memory-plugin-longterm"},
+        {"name": "OtherMemory", "handlers": ["failure"], "memory_module": "no-such-memory-plugin"},
     ]
     args = []
     for data in personas:
@@ -140,8 +140,9 @@ def test_description_and_memory_module_are_shown(server: ServerProcess, ollama_c
     old = next(p for p in status["personas"] if p["name"] == "OldSchoolBot")
     assert old["description"] == "Classic look-ups, a dictionary and chit-chat"
     other = next(p for p in status["personas"] if p["name"] == "OtherMemory")
-    assert other["memory_module"]["name"] == "ovos-memory-plugin-longterm"
-    assert "serving without memory" in other["memory_module"]["error"]
+    assert other["memory_module"]["name"] == "no-such-memory-plugin"
+    assert other["memory_module"]["state"] == "error"
+    assert "no installed memory plugin" in other["memory_module"]["error"]
     assert ollama_client.show("OtherMemory").modelinfo["persona.memory"] == 0
 
 

@@ -102,6 +102,11 @@ def find(name: str) -> InstalledPlugin | None:
     return installed().get(name.removeprefix(PREFIX))
 
 
+def find_memory(name: str) -> InstalledPlugin | None:
+    """An installed memory plugin (`opm.agents.memory`) by name."""
+    return next((p for p in installed_by_group()[MEMORY_GROUP] if p.name == name.removeprefix(PREFIX)), None)
+
+
 # -- calling plugin methods ---------------------------------------------------------------------------------------
 
 
