@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ovos_plugin_env: dict[str, 
             "ovos:ovos-chat-openai-plugin",
         ],
         # A hung call cannot be interrupted: one at a time, then the plugin is refused while it hangs.
-        "test-hang-plugin": {"timeout": 1, "max_calls": 1},
+        "test-hang-plugin": {"timeout": 3, "max_calls": 1},
         "test-question-plugin": {"prefix": "Q"},
         "test-streaming-plugin": {"delay": 0.4, "closed_marker": str(root / "closed.txt")},
         "ovos-chat-openai-plugin": {"api_url": upstream.base_url, "key": SECRET, "model": "upstream-model",
@@ -108,9 +108,9 @@ def test_every_kind_of_plugin_failure_is_survived_and_reported(client: openai.Op
     assert "cannot be constructed" in slots["test-construct-plugin"]["error"]
     assert "always raises" in slots["test-raises-plugin"]["last_error"]
     assert "not text" in slots["test-nonstring-plugin"]["last_error"]
-    # Hung once (1 s timeout), then refused while its call still hangs: it never eats the worker pool.
+    # Hung once (3 s timeout), then refused while its call still hangs: it never eats the worker pool.
     hang = slots["test-hang-plugin"]["last_error"]
-    assert "no answer within 1 s" in hang or "have not returned" in hang
+    assert "no answer within 3 s" in hang or "have not returned" in hang
     log = server.log()
     for phrase in ("fails to import", "cannot be constructed", "always raises", "not text"):
         assert phrase in log
@@ -121,8 +121,8 @@ def test_a_hung_plugin_is_refused_quickly_while_it_hangs(client: openai.OpenAI, 
     ask(client, "ask the question-plugin once")
     started = time.monotonic()
     reply = ask(client, "ask the question-plugin twice")
-    # Its one allowed call still hangs: the plugin is skipped at once rather than waited on for its timeout.
-    assert time.monotonic() - started < 1.0 + 0.9
+    # Its one allowed call still hangs: the plugin is skipped at once rather than waited on for its 3 s timeout.
+    assert time.monotonic() - started < 2.5
     assert reply.model_extra["solver"] == "test-question-plugin"
     assert "have not returned" in slot_states(server)["test-hang-plugin"]["last_error"]
 
