@@ -37,6 +37,8 @@ class Settings:
     ping_interval: float = 15.0
     # Worker threads shared by the blocking solvers of all personas.
     max_threads: int = 8
+    # Also serve OpenVoiceOS's personas: opm.plugin.persona entry points and ~/.config/ovos_persona/.
+    ovos_personas: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
