@@ -19,7 +19,7 @@ import collections
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ class Reply:
     tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON arguments)
     stream: bool | None = None  # None: as the request asks; False: one JSON body even to a streaming request
     blank_lines: bool = True  # False: leave out the blank line between SSE events
+    forever: bool = False  # repeat the tokens without end (an upstream that never stops)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Recorded:
     token_times: list[float] = field(default_factory=list)  # when each token was written
     finished: float | None = None
     disconnected: bool = False  # the client went away before the end
+    closed_at: float | None = None  # when the upstream saw that (time.monotonic())
 
 
 class Upstream:
@@ -84,12 +86,21 @@ class Upstream:
         self._thread = threading.Thread(target=self._server.run, name="upstream", daemon=True)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections this upstream holds open right now (in use or idle keep-alive)."""
+        return len(self._server.server_state.connections)
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: Reply, model: str = ANY) -> None:
         with self._lock:
             self._scripts[model].extend(replies)
+
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._scripts.clear()
 
     def _next(self, model: str) -> Reply:
         with self._lock:
@@ -139,6 +150,7 @@ class Upstream:
                 yield event
         except (asyncio.CancelledError, GeneratorExit, OSError):
             record.disconnected = True
+            record.closed_at = time.monotonic()
             raise
 
     async def _script_events(self, reply: Reply, record: Recorded) -> AsyncIterator[bytes]:
@@ -148,7 +160,7 @@ class Upstream:
         yield b"data: " + orjson.dumps(_chunk({"role": "assistant", "content": ""})) + end
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
-        for index, token in enumerate(reply.tokens):
+        for index, token in enumerate(_tokens(reply)):
             if reply.hang_after is not None and index >= reply.hang_after:
                 await asyncio.sleep(3600)
             if index and reply.delay:
@@ -169,6 +181,14 @@ class Upstream:
         yield b"data: " + orjson.dumps(_chunk({}, finish)) + end
         record.finished = time.monotonic()
         yield b"data: [DONE]" + end
+
+
+def _tokens(reply: Reply) -> Iterator[str]:
+    if not reply.forever:
+        yield from reply.tokens
+        return
+    while True:
+        yield from reply.tokens or [" more"]
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
@@ -23,6 +23,7 @@ from persona_server.api.streaming import (
     SSE_DONE,
     SSE_HEADERS,
     SSE_PING,
+    AnswerStreamingResponse,
     sse_event,
     unless_disconnected,
     word_chunks,
@@ -103,7 +104,7 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
@@ -190,7 +191,7 @@ async def completions(request: Request) -> Response:
     if body.stream:
         events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
                                     settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [

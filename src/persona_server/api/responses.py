@@ -22,13 +22,19 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
-from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, word_chunks
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    SSE_PING,
+    AnswerStreamingResponse,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
@@ -236,7 +242,7 @@ async def create_response(request: Request) -> Response:
     built = _Response(persona, body, sum(count_tokens(m.content) for m in messages))
     if body.stream:
         events = _events(built, persona.stream(query), settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     stream = persona.stream(query)
     text = await unless_disconnected(request, stream.text())
     status, _, item = built.finished(stream, text)
