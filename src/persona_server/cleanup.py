@@ -9,8 +9,10 @@ close of an upstream request would itself be cancelled, leaving the connection c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # The event loop keeps only weak references to tasks: hold the cleanups running unattended until they are done.
 _running: set[asyncio.Task[Any]] = set()
@@ -29,3 +31,27 @@ def _finished(task: asyncio.Task[Any]) -> None:
     _running.discard(task)
     if not task.cancelled():
         task.exception()  # read, so asyncio does not log "exception was never retrieved" for a cleanup
+
+
+async def opened(opening: Coroutine[Any, Any, T], close: Callable[[T], Coroutine[Any, Any, Any]]) -> T:
+    """Await `opening` (which opens something: sends a request and returns its response). If the caller is
+    cancelled meanwhile, the opening goes on by itself and what it opens is closed as soon as it is there.
+
+    httpx/httpcore, cancelled between connecting and sending a request, can leave the new connection checked out
+    of the pool for good; never cancelling a send in flight avoids that. The send is bounded by its timeouts.
+    """
+    task = asyncio.ensure_future(opening)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _running.add(task)
+        task.add_done_callback(lambda done: _close_opened(done, close))
+        raise
+
+
+def _close_opened(task: asyncio.Task[T], close: Callable[[T], Coroutine[Any, Any, Any]]) -> None:
+    _finished(task)
+    if not task.cancelled() and task.exception() is None:
+        closing = asyncio.ensure_future(close(task.result()))
+        _running.add(closing)
+        closing.add_done_callback(_finished)

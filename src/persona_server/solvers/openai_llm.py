@@ -223,7 +223,7 @@ class OpenAISolver(Solver):
         request = client.build_request("POST", self._url, content=orjson.dumps(body), timeout=timeout,
                                        headers={**headers, "Content-Type": "application/json"})
         try:
-            response = await client.send(request, stream=True)
+            response = await cleanup.opened(client.send(request, stream=True), httpx.Response.aclose)
             try:
                 if response.status_code >= 400:
                     await response.aread()
