@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from persona_server.api import errors, health, ollama, openai, responses
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
+from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
 
@@ -84,4 +85,6 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     asgi: ASGIApp = app
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
+    if settings.request_timeout > 0:
+        asgi = RequestBudget(asgi, settings.request_timeout)
     return NormalizePath(asgi)

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer 404 model_not_found for unknown models instead of using the default persona")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="cancel a request's work after this long (default 300; 0: no limit)")
+    serve.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="on SIGTERM, let answers in flight finish this long before cancelling them (default 10)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     ask = sub.add_parser("ask", help="print one answer and exit")
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from persona_server import serving
 
     settings = Settings(
         host=args.host,
@@ -126,6 +130,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
+        request_timeout=max(0.0, args.request_timeout),
+        graceful_timeout=max(0.0, args.graceful_timeout),
     )
     setup_logging(settings.log_level, access_log=settings.access_log)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
@@ -144,15 +150,14 @@ def serve(args: argparse.Namespace) -> int:
         # Load generators and proxies hold keep-alive connections open between bursts.
         "timeout_keep_alive": 65,
         "lifespan": "on",
+        "graceful_timeout": settings.graceful_timeout,
     }
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
-        uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
-    else:
-        from persona_server.app import create_app
+        return serving.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
+    from persona_server.app import create_app
 
-        uvicorn.run(create_app(catalog, settings), **common)
-    return 0
+    return serving.run(create_app(catalog, settings), **common)
 
 
 def build_catalog(settings: Settings) -> Catalog:

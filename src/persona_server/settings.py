@@ -31,6 +31,10 @@ class Settings:
     ping_interval: float = 15.0
     # Worker threads shared by the blocking solvers of all personas.
     max_threads: int = 8
+    # Seconds a request may take in all; its work is cancelled then (0: no limit).
+    request_timeout: float = 300.0
+    # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
+    graceful_timeout: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.conftest import ServerProcess, start_server_process
@@ -43,11 +44,14 @@ def upstream() -> Iterator[Upstream]:
 @pytest.fixture(scope="module")
 def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("cancel")
-    block = {"api_url": upstream.base_url, "model": "slow", "timeout": 5}
-    data = {"name": "Slow", "solvers": [OPENAI, FAILURE], OPENAI: block, FAILURE: {"answers": ["fallback"]}}
-    path = root / "slow.json"
-    path.write_text(json.dumps(data))
-    proc = start_server_process("--persona", str(path), log_path=root / "server.log")
+    files = []
+    for name, extra in (("Slow", {}), ("Cut", {"deadline": 1.5})):
+        block = {"api_url": upstream.base_url, "model": name.lower(), "timeout": 5, **extra}
+        data = {"name": name, "solvers": [OPENAI, FAILURE], OPENAI: block, FAILURE: {"answers": ["fallback"]}}
+        path = root / f"{name}.json"
+        path.write_text(json.dumps(data))
+        files += ["--persona", str(path)]
+    proc = start_server_process(*files, log_path=root / "server.log")
     yield proc
     proc.stop()
 
@@ -65,7 +69,7 @@ def request_for(upstream: Upstream, question: str, timeout: float = 10) -> Recor
             if any(question in str(m.get("content")) for m in record.body.get("messages", [])):
                 return record
         time.sleep(0.01)
-    raise AssertionError(f"the upstream never got a request for {question!r}")
+    raise AssertionError(f"the upstream never got a request for {question!r}: {upstream.requests[-3:]}")
 
 
 def wait_closed(record: Recorded, timeout: float = 5) -> float:
@@ -85,10 +89,10 @@ def test_leaving_a_stream_closes_the_upstream_request(route: str, upstream: Upst
     with httpx.Client(base_url=server.base_url, timeout=10) as client:
         with client.stream("POST", path, json=body) as response:
             assert response.status_code == 200
-            chunks = 0
-            for _ in response.iter_raw():
-                chunks += 1
-                if chunks >= 4:
+            received = b""
+            for chunk in response.iter_raw():
+                received += chunk
+                if received.count(b"more") >= 3:  # the upstream's words are coming through: leave
                     break
         left = time.monotonic()
     record = request_for(upstream, question)
@@ -156,3 +160,48 @@ def test_thousands_of_abandoned_streams_leave_the_pool_empty(upstream: Upstream,
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["message"]["content"] == "Still here."
     assert time.monotonic() - started < 2
+
+
+# -- deadlines ------------------------------------------------------------------------------------------------
+
+
+def test_a_never_ending_stream_is_cut_at_the_solvers_deadline(upstream: Upstream, server: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0, timeout=20)
+    question = f"never stop {uuid.uuid4().hex}"
+    upstream.script(Reply(tokens=[" on"], delay=0.05, forever=True), model="cut")
+    started = time.monotonic()
+    stream = client.chat.completions.create(model="Cut", stream=True,
+                                            messages=[{"role": "user", "content": question}])
+    text, finish = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    took = time.monotonic() - started
+    assert 1.4 < took < 4, "the stream ends at the 1.5 s deadline"
+    assert text.startswith(" on on") or text.startswith("on on"), text[:40]
+    assert finish == "length", "a cut answer says so"
+    assert wait_closed(request_for(upstream, question)) - started < 4
+
+
+@pytest.mark.parametrize("route", ["chat", "ollama-generate"])
+def test_a_never_ending_whole_answer_is_cut_at_the_solvers_deadline(route: str, upstream: Upstream,
+                                                                    server: ServerProcess) -> None:
+    question = f"never stop {uuid.uuid4().hex}"
+    upstream.script(Reply(tokens=[" on"], delay=0.05, forever=True), model="cut")
+    path, body = body_for(route, question, stream=False)
+    started = time.monotonic()
+    reply = httpx.post(server.base_url + path, json={**body, "model": "Cut"}, timeout=20)
+    took = time.monotonic() - started
+    assert reply.status_code == 200
+    data = reply.json()
+    if route == "chat":
+        assert data["choices"][0]["finish_reason"] == "length"
+        assert data["choices"][0]["message"]["content"].startswith("on on")
+        assert data["solver"] == OPENAI
+    else:
+        assert data["done_reason"] == "length"
+        assert data["response"].startswith("on on")
+    assert 1.4 < took < 4
+    assert wait_closed(request_for(upstream, question)) - started < 4
+    assert "cut short" in server.log()

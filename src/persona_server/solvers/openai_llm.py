@@ -93,6 +93,7 @@ class OpenAISolver(Solver):
     chat = True
     speculative = False  # every call costs money or GPU time
     default_timeout = 30.0
+    default_deadline = 120.0
     Options = OpenAIOptions
     options: OpenAIOptions
 
