@@ -20,6 +20,7 @@ from persona_server.api.observe import Observe
 from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.streaming import ClientGone
+from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
@@ -108,5 +109,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
+    if settings.request_timeout > 0:
+        asgi = RequestBudget(asgi, settings.request_timeout)
     # Outside the key check and the browser guard, so refused requests get an id and are counted too.
     return NormalizePath(Observe(asgi, routes))

@@ -153,6 +153,23 @@ class Catalog:
             )
         return self._http
 
+    def http_pool(self) -> dict[str, int]:
+        """How full the shared connection pool is: requests in flight, and connections open / in use.
+
+        Read from httpcore's pool (not a public httpx API, hence the care): a leak shows here long before the
+        pool is full and every network solver stops.
+        """
+        pool = getattr(getattr(self._http, "_transport", None), "_pool", None)
+        if pool is None:
+            return {"active": 0, "connections": 0, "in_use": 0, "max_connections": 0}
+        connections = list(getattr(pool, "connections", []))
+        return {
+            "active": len(getattr(pool, "_requests", [])),
+            "connections": len(connections),
+            "in_use": sum(1 for c in connections if not c.is_idle()),
+            "max_connections": getattr(pool, "_max_connections", 0) or 0,
+        }
+
     def get(self, model: str | None) -> Persona | None:
         """The persona a `model` names; the default for ""/None; None when the name is unknown."""
         if not model or not model.strip():

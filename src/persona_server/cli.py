@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="cancel a request's work after this long (default 300; 0: no limit)")
+    serve.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="on SIGTERM, let answers in flight finish this long before cancelling them (default 10)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                        help="text lines, or one JSON object per line for log shippers (default text)")
@@ -126,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from persona_server import serving
 
     settings = Settings(
         host=args.host,
@@ -147,6 +151,8 @@ def serve(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
         ovos_personas=args.ovos_personas,
+        request_timeout=max(0.0, args.request_timeout),
+        graceful_timeout=max(0.0, args.graceful_timeout),
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
@@ -165,6 +171,7 @@ def serve(args: argparse.Namespace) -> int:
         # Load generators and proxies hold keep-alive connections open between bursts.
         "timeout_keep_alive": 65,
         "lifespan": "on",
+        "graceful_timeout": settings.graceful_timeout,
     }
     if settings.workers > 1:
         from persona_server.metrics import multiprocess_dir
@@ -172,12 +179,11 @@ def serve(args: argparse.Namespace) -> int:
         os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
         # Each worker counts its own metrics into a shared directory, so /metrics can sum them.
         with multiprocess_dir():
-            uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
-    else:
-        from persona_server.app import create_app
+            return serving.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers,
+                               **common)
+    from persona_server.app import create_app
 
-        uvicorn.run(create_app(catalog, settings), **common)
-    return 0
+    return serving.run(create_app(catalog, settings), **common)
 
 
 def build_catalog(settings: Settings) -> Catalog:

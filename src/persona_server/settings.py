@@ -39,6 +39,10 @@ class Settings:
     max_threads: int = 8
     # Also serve OpenVoiceOS's personas: opm.plugin.persona entry points and ~/.config/ovos_persona/.
     ovos_personas: bool = False
+    # Seconds a request may take in all; its work is cancelled then (0: no limit).
+    request_timeout: float = 300.0
+    # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
+    graceful_timeout: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

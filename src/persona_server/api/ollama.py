@@ -24,14 +24,20 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__, metrics
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import Lenient
-from persona_server.api.streaming import ending_cleanly, ndjson_error, unless_disconnected, word_chunks
+from persona_server.api.streaming import (
+    AnswerStreamingResponse,
+    ending_cleanly,
+    ndjson_error,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
@@ -218,8 +224,8 @@ class _Answer:
 async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
     if stream:
         settings: Settings = server_state(request).settings
-        return StreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
-                                 media_type=NDJSON)
+        return AnswerStreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
+                                       media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
     return json_response(answer.final(text))
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import metrics
@@ -24,6 +24,7 @@ from persona_server.api.streaming import (
     SSE_DONE,
     SSE_HEADERS,
     SSE_PING,
+    AnswerStreamingResponse,
     ending_cleanly,
     sse_error,
     sse_event,
@@ -107,7 +108,8 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
-        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
@@ -194,7 +196,8 @@ async def completions(request: Request) -> Response:
     if body.stream:
         events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
                                     settings.ping_interval)
-        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
@@ -32,6 +32,7 @@ from persona_server.api.schemas import Lenient
 from persona_server.api.streaming import (
     SSE_HEADERS,
     SSE_PING,
+    AnswerStreamingResponse,
     StreamFailure,
     responses_error,
     unless_disconnected,
@@ -242,7 +243,7 @@ async def create_response(request: Request) -> Response:
     built = _Response(persona, body, sum(count_tokens(m.content) for m in messages))
     if body.stream:
         events = _events(built, persona.stream(query), settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     stream = persona.stream(query)
     text = await unless_disconnected(request, stream.text())
     status, _, item = built.finished(stream, text)
