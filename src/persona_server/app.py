@@ -16,6 +16,7 @@ from persona_server.api import errors, health, ollama, openai, responses
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
+from persona_server.limits import Limits, Rate
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
@@ -82,6 +83,10 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     )
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
+    if settings.max_concurrent or settings.rate_limit:
+        rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
+        asgi = Limits(asgi, max_concurrent=settings.max_concurrent, rate=rate,
+                      key_by_api_key=bool(settings.api_key))
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
     return NormalizePath(asgi)

@@ -30,9 +30,11 @@ from starlette.routing import Route
 from persona_server import __version__
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.schemas import Stop, UserId
 from persona_server.api.streaming import unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -52,7 +54,7 @@ class _Body(BaseModel):
 
 class Options(_Body):
     num_predict: int | None = None
-    stop: str | list[str] | None = None
+    stop: Stop = None
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
 
@@ -77,7 +79,7 @@ class _Generation(_Body):
     stream: bool | None = None
     options: Options | None = None
     # Extensions: who is asking (per-conversation memory), and the language and units of the answer.
-    user: str | None = None
+    user: UserId | None = None
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
 
@@ -96,7 +98,7 @@ class _Generation(_Body):
 
 
 class ChatRequest(_Generation):
-    messages: list[ChatMessage]
+    messages: Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]
 
 
 class GenerateRequest(_Generation):

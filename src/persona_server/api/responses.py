@@ -28,8 +28,10 @@ from starlette.routing import Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
+from persona_server.api.schemas import UserId
 from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -66,13 +68,13 @@ class InputItem(_Body):
 class ResponsesRequest(_Body):
     model: str = ""
     # Items are validated one by one (see `items`), so an error names the item: `input[2].role`.
-    input: str | list[Any]
+    input: str | Annotated[list[Any], Field(max_length=MAX_MESSAGES)]
     instructions: str | None = None
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    user: str | None = None
-    safety_identifier: str | None = None
+    user: UserId | None = None
+    safety_identifier: UserId | None = None
     stream: bool | None = False
     store: bool | None = None
     previous_response_id: str | None = None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from persona_server.api.errors import APIError
+from persona_server.limits import MAX_CHOICES, MAX_ID_CHARS, MAX_MESSAGES, MAX_N, MAX_STOP, MAX_STOP_CHARS, refuse
 from persona_server.query import Message, Query
 
 
@@ -42,7 +43,10 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
-Stop = str | Annotated[list[str], Field(max_length=4)] | None
+StopText = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+Stop = StopText | Annotated[list[StopText], Field(max_length=MAX_STOP)] | None
+# Who is asking: the key of conversation memory, so bounded.
+UserId = Annotated[str, Field(max_length=MAX_ID_CHARS)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
@@ -50,12 +54,12 @@ class _Generation(_Request):
     model: str = ""
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=16)] = 1
+    n: Annotated[int, Field(ge=1, le=MAX_N)] = 1
     stop: Stop = None
     max_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    user: str | None = None
+    user: UserId | None = None
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
@@ -86,7 +90,7 @@ class _Generation(_Request):
 
 
 class ChatCompletionRequest(_Generation):
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
     max_completion_tokens: PositiveInt | None = None
 
     def token_limit(self) -> int | None:
@@ -113,4 +117,9 @@ class CompletionRequest(_Generation):
             return [self.prompt]
         if not self.prompt:
             raise APIError(400, "'prompt' must not be an empty list", param="prompt")
+        if len(self.prompt) * self.n > MAX_CHOICES:
+            # Each prompt and each of its n choices is an answer to compute: bound the fan-out of one request.
+            param = "prompt" if len(self.prompt) > MAX_CHOICES else "n"
+            raise refuse("max_choices", 400, f"Too many choices: {len(self.prompt)} prompts x n={self.n} is "
+                         f"more than {MAX_CHOICES} answers in one request.", param=param)
         return list(self.prompt)
