@@ -68,7 +68,7 @@ class InputItem(_Body):
 class ResponsesRequest(_Body):
     model: str = ""
     # Items are validated one by one (see `items`), so an error names the item: `input[2].role`.
-    input: str | Annotated[list[Any], Field(max_length=MAX_MESSAGES)]
+    input: str | list[Any]
     instructions: str | None = None
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -89,6 +89,8 @@ class ResponsesRequest(_Body):
     def _text_or_items(cls, value: Any) -> Any:
         if not isinstance(value, str | list):
             raise ValueError("must be a string or a list of input items")
+        if isinstance(value, list) and len(value) > MAX_MESSAGES:
+            raise ValueError(f"at most {MAX_MESSAGES} input items")
         return value
 
     def items(self) -> list[InputItem]:
