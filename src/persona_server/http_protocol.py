@@ -109,16 +109,16 @@ class _Deadlines:
         self._timer = None
         if self.transport.is_closing():
             return
-        if self.flow.read_paused:
-            # We stopped reading (a pipelined request, a full buffer): the wait is ours, not the client's.
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self.flow.read_paused or (self._phase == _HEADERS and answering):
+            # We stopped reading (a full buffer), or the client pipelined its next request while we answer
+            # the last one: the wait is ours, not the client's.
             self._armed = _IDLE
             self._sync_deadline()
             return
         if self._phase == _HEADERS:
-            error = refuse("header_timeout", 408, f"The request headers did not arrive within "
-                           f"{LIMITS.header_timeout:g} s.")
-            if self.cycle is None or self.cycle.response_complete:
-                self.transport.write(error_bytes(error))
+            self.transport.write(error_bytes(refuse("header_timeout", 408, f"The request headers did not arrive "
+                                                    f"within {LIMITS.header_timeout:g} s.")))
         else:
             # The handler is waiting for the body: closing tells it the client is gone.
             refuse("body_timeout", 408, f"The request body did not arrive within {LIMITS.body_timeout:g} s.")
