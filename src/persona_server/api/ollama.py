@@ -30,7 +30,7 @@ from starlette.routing import Route
 from persona_server import __version__
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.schemas import Stop, UserId
+from persona_server.api.schemas import Lang, Stop, UserId
 from persona_server.api.streaming import unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
@@ -80,7 +80,7 @@ class _Generation(_Body):
     options: Options | None = None
     # Extensions: who is asking (per-conversation memory), and the language and units of the answer.
     user: UserId | None = None
-    lang: str | None = None
+    lang: Lang | None = None
     units: Literal["metric", "imperial"] | None = None
 
     def query(self, messages: list[Message], settings: Settings) -> Query:
