@@ -4,7 +4,7 @@
   opening), and its body within `body_timeout` seconds of its headers; a client that sends half a request and
   stalls is disconnected (with a 408 when no answer has started). Time the server itself spends not reading
   (a pipelined request waiting its turn) does not count against the client.
-- Headers larger than `max_header_size` get 431 (httptools; h11 enforces the same size as a 400).
+- Headers larger than `max_header_size` get 431, whether they arrive whole or never end.
 - Malformed HTTP gets a JSON 400 in OpenAI's error envelope instead of uvicorn's plain text.
 
 Timers are touched only when a request does not arrive whole in one read, so the common case costs nothing.
@@ -68,6 +68,10 @@ def error_bytes(error: APIError) -> bytes:
         b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body),
         body,
     ])
+
+
+def _headers_too_large() -> APIError:
+    return refuse("max_header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} bytes.")
 
 
 _IDLE, _HEADERS, _BODY = 0, 1, 2
@@ -153,7 +157,7 @@ if httptools is not None:
                 self.parser.feed_data(data)
             except httptools.HttpParserError:
                 if self._header_bytes > LIMITS.max_header_size:
-                    self._reject(self._headers_too_large())
+                    self._reject(_headers_too_large())
                 else:
                     self.logger.warning("Invalid HTTP request received.")
                     self.send_400_response("Invalid HTTP request received.")
@@ -168,15 +172,10 @@ if httptools is not None:
                 # httptools buffers a header it has not finished without telling us: count what it was fed.
                 self._waiting_bytes = self._waiting_bytes + len(data) if before == _HEADERS else len(data)
                 if self._waiting_bytes > LIMITS.max_header_size:
-                    self._reject(self._headers_too_large())
+                    self._reject(_headers_too_large())
                     return
             if self._phase != self._armed:
                 self._sync_deadline()
-
-        @staticmethod
-        def _headers_too_large() -> APIError:
-            return refuse("max_header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} "
-                          "bytes.")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -207,7 +206,8 @@ if httptools is not None:
 
 
 class BoundedH11Protocol(_Deadlines, H11Protocol):
-    """h11 bounds the header size itself (`h11_max_incomplete_event_size`); this adds the deadlines."""
+    """h11 bounds headers that arrive in pieces itself (`h11_max_incomplete_event_size`, a 400); this adds the
+    deadlines, and the same 431 as httptools for headers that arrive whole."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -218,6 +218,12 @@ class BoundedH11Protocol(_Deadlines, H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            pending = self.conn.trailing_data[0] + data
+            limit = LIMITS.max_header_size
+            if len(pending) > limit and pending.find(b"\r\n\r\n", 0, limit + 4) < 0:
+                self._reject(_headers_too_large())
+                return
         super().data_received(data)
         self._update_phase()
 
