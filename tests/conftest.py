@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,18 @@ from persona_server.persona import Persona, parse_persona
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "personas"
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a system program a test needs: skipped where it is missing, a failure under CI (`CI=true`),
+    which installs it (.ci/run), so CI can never pass by skipping."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install {package})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from persona_server.persona import Persona, parse_persona
-from persona_server.query import Answer, Query
+from persona_server.query import Answer, Message, Query
 from persona_server.solvers.aiml import AIMLSolver, tidy
 
 SOLVER = "ovos-solver-aiml-plugin"
@@ -132,6 +132,19 @@ async def test_sessions_are_per_conversation(start_persona: StartPersona, custom
     assert (await ask(persona, "I like tea", user="ann")).text == "Noted."
     assert (await ask(persona, "what do I like", user="ann")).text == "You like tea."
     assert "tea" not in (await ask(persona, "what do I like", user="bob")).text
+
+
+async def test_anonymous_requests_share_nothing_and_replay_their_history(
+        start_persona: StartPersona, custom_dir: Path) -> None:
+    persona = await start_persona({"aiml_dir": str(custom_dir), "alice": False})
+    solver = solver_of(persona)
+    assert (await ask(persona, "I like tea")).text == "Noted."
+    # Another anonymous request, however it opens, was told nothing; and nothing stays behind in the kernel.
+    assert "tea" not in (await ask(persona, "what do I like")).text
+    assert not any(key.startswith("anon:") for key in solver._kernel.getSessionData())  # type: ignore[union-attr]
+    # The history a request carries is its conversation, in any process.
+    history = [Message("user", "I like tea"), Message("assistant", "Noted."), Message("user", "what do I like")]
+    assert (await persona.answer(Query(messages=history))).text == "You like tea."
 
 
 async def test_no_answer_is_none(start_persona: StartPersona, custom_dir: Path) -> None:

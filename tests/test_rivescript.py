@@ -130,7 +130,7 @@ async def test_contractions_match_like_the_long_form(make_persona: MakePersona) 
     await said(persona, "I'm sad")
     engine = rive_solver(persona)._brains["en"].engine
     query = Query.from_text("", user="c1", persona=persona.name)
-    assert engine.last_match(query.conversation_id).startswith("i am (sad|")
+    assert engine.last_match(f"user:{query.conversation_id}").startswith("i am (sad|")
     assert (await ask(persona, "what's the capital of Peru?")).solver == FAILURE
 
 

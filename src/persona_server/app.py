@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server.api import errors, health, ollama, openai, responses
+from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
@@ -58,8 +59,7 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-        respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
-        await respond(error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error)(scope, receive, send)
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -89,4 +89,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
                       key_by_api_key=bool(settings.api_key))
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
+    # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
+    hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
+    asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
     return NormalizePath(asgi)

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require this bearer key on API routes (env PERSONA_SERVER_API_KEY)")
     serve.add_argument("--strict-models", action="store_true",
                        help="answer 404 model_not_found for unknown models instead of using the default persona")
+    serve.add_argument("--cors-origin", dest="cors_origins", action="append", default=_env_list("CORS_ORIGINS"),
+                       metavar="ORIGIN", help="also allow browser pages from ORIGIN (repeatable; * allows all; "
+                       "env PERSONA_SERVER_CORS_ORIGINS, comma-separated)")
+    serve.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=_env_list("ALLOWED_HOSTS"),
+                       metavar="NAME", help="answer requests for Host NAME while bound to loopback (repeatable; "
+                       "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
     _limit_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
@@ -109,6 +115,11 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
                        help="HTTP parser (default auto: httptools when installed)")
 
 
+def _env_list(name: str) -> list[str]:
+    """A comma-separated PERSONA_SERVER_<name> as a list (flags add to it)."""
+    return [item.strip() for item in os.environ.get(f"PERSONA_SERVER_{name}", "").split(",") if item.strip()]
+
+
 def _persona_args(parser: argparse.ArgumentParser, single: bool = False) -> None:
     if single:
         parser.add_argument("--persona", metavar="FILE", help="persona file (default: the built-in persona)")
@@ -160,6 +171,8 @@ def serve(args: argparse.Namespace) -> int:
         watch=args.watch,
         api_key=args.api_key or None,
         strict_models=args.strict_models,
+        cors_origins=list(args.cors_origins),
+        allowed_hosts=list(args.allowed_hosts),
         lang=args.lang,
         units=args.units,
         workers=max(1, args.workers),

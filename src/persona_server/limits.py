@@ -208,5 +208,4 @@ class Limits:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, error: errors.APIError, wait: float) -> None:
         error.headers = {"Retry-After": str(max(1, math.ceil(wait)))}
-        respond = errors.ollama_error if errors.is_ollama_path(scope["path"]) else errors.openai_error
-        await respond(error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error)(scope, receive, send)

@@ -10,6 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+# Earlier user turns a stateless solver replays to rebuild a conversation's variables; older ones are not read.
+MAX_EARLIER_TURNS = 32
+
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 
 
@@ -79,23 +82,33 @@ class Query:
         return self.lang.replace("_", "-").split("-")[0].lower() or "en"
 
     @property
-    def conversation_id(self) -> str:
-        """A stable key for "this conversation", so per-conversation memory never leaks between two.
+    def conversation_id(self) -> str | None:
+        """The key of this conversation's server-side state, or None for an anonymous request.
 
-        An explicit user wins. Otherwise clients resend the whole history with every turn, so the first user
-        message of the history (plus persona) identifies the conversation as it grows.
+        Only an identity the client gave keys state: an explicit conversation (CLI session) or the `user` field,
+        per persona. Without one the request is stateless: solvers derive what they need from its own messages,
+        so two strangers who open with the same words never share anything (see README, "Conversations").
         """
         if self.conversation:
             return self.conversation
         if self.origin is not None:
             return self.origin.conversation_id
         if self.user:
-            seed = f"user\0{self.persona}\0{self.user}"
-        else:
-            first = next((m.content for m in self.messages if m.role == "user"), "")
-            system = self.system_prompt
-            seed = f"history\0{self.persona}\0{system}\0{first}"
-        return hashlib.sha256(seed.encode()).hexdigest()[:24]
+            return hashlib.sha256(f"user\0{self.persona}\0{self.user}".encode()).hexdigest()[:24]
+        return None
+
+    @property
+    def earlier_user_turns(self) -> list[str]:
+        """What the user said before the last message, at most the last `MAX_EARLIER_TURNS` of it (from the full
+        history, for a trimmed question query): what stateless solvers replay to rebuild a conversation."""
+        full = self.origin if self.origin is not None else self
+        return [m.content for m in full.history if m.role == "user"][-MAX_EARLIER_TURNS:]
+
+    @property
+    def earlier_answers(self) -> list[str]:
+        """What the assistant answered before the last message."""
+        full = self.origin if self.origin is not None else self
+        return [m.content for m in full.history if m.role == "assistant"]
 
     def for_question_solver(self) -> Query:
         """A copy holding only the last user message, for solvers that are not chat-capable."""

@@ -30,6 +30,10 @@ class Settings:
     # (clients refuse to send a request with no key at all, so an open server must ignore it).
     api_key: str | None = None
     strict_models: bool = False
+    # Browser origins allowed besides the local ones (see api/browser.py); "*" allows every origin.
+    cors_origins: list[str] = field(default_factory=list)
+    # Host names admitted besides loopback ones while bound to loopback (behind a reverse proxy).
+    allowed_hosts: list[str] = field(default_factory=list)
     lang: str = "en"
     units: Literal["metric", "imperial"] = "metric"
     workers: int = 1

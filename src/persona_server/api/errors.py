@@ -74,8 +74,13 @@ def is_ollama_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def error_for_path(path: str, error: APIError) -> Response:
+    """The error in the format of the protocol the path belongs to (for middleware, which has no route yet)."""
+    return ollama_error(error) if is_ollama_path(path) else openai_error(error)
+
+
 def error_response(request: Request, error: APIError) -> Response:
-    return ollama_error(error) if is_ollama_path(request.url.path) else openai_error(error)
+    return error_for_path(request.url.path, error)
 
 
 def from_validation_error(exc: ValidationError) -> APIError:

@@ -6,14 +6,17 @@ brain is saved to the cache directory and loaded from there on later starts; the
 package version, the Python version (the brain is a `marshal` dump) and the size and mtime of every AIML file
 learned, so editing a file in `aiml_dir` or upgrading the package relearns.
 
-Each conversation (`Query.conversation_id`) is its own AIML session, so what one user tells the bot ("my name
-is Ann") never shows up in another conversation.
+A request with a client-given identity (`Query.conversation_id`: the `user` field) is its own AIML session,
+remembered across requests (bounded, LRU). An anonymous request is a throwaway session rebuilt by replaying the
+earlier user turns of its own history, then deleted: what one user tells the bot ("my name is Ann") never shows
+up in another conversation.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import logging
 import marshal
 import re
@@ -189,6 +192,7 @@ class AIMLSolver(BlockingSolver):
         # "en-US" in the persona file answers "en" questions: compare primary subtags, as Query.lang_code does.
         self._langs = {lang.replace("_", "-").split("-")[0].lower() for lang in self.options.langs}
         self._sessions: OrderedDict[str, None] = OrderedDict()
+        self._anonymous = itertools.count()
         self._lock = threading.Lock()
         self._kernel = kernel
         log.info("AIML: %d categories (%s)", kernel.numCategories(), "cached brain" if self.loaded_from_cache
@@ -234,10 +238,24 @@ class AIMLSolver(BlockingSolver):
         text = " ".join(query.question.split())[: self.options.max_input_chars]
         if not text:
             return None
-        session = query.conversation_id
+        conversation = query.conversation_id
+        # An anonymous request is a throwaway session rebuilt from the earlier user turns it carries; a known user
+        # this process has no session for (another worker, a restart) is rebuilt the same way.
+        session = f"user:{conversation}" if conversation else f"anon:{next(self._anonymous)}"
+        earlier = [" ".join(turn.split())[: self.options.max_input_chars]
+                   for turn in query.earlier_user_turns]
         with self._lock:
-            self._remember(session)
-            reply = self._kernel.respond(text, session)
+            try:
+                if conversation is None or session not in self._sessions:
+                    for turn in earlier:
+                        if turn:
+                            self._kernel.respond(turn, session)
+                if conversation is not None:
+                    self._remember(session)
+                reply = self._kernel.respond(text, session)
+            finally:
+                if conversation is None:
+                    self._kernel._deleteSession(session)
         return tidy(reply) or None
 
     def _remember(self, session: str) -> None:

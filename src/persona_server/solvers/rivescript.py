@@ -2,8 +2,10 @@
 
 The brain ships with the package (data/rivescript/<lang>/*.rive). It answers chit-chat and declines factual
 questions: a reply of `<noreply>` (or no match at all) means "not mine", so the chain moves on to solvers that
-know facts. Every conversation is a separate RiveScript user (keyed by `Query.conversation_id`), so what one
-user tells the bot is never repeated to another; the number of remembered conversations is bounded (LRU).
+know facts. A request with a client-given identity (`Query.conversation_id`: the `user` field) is a RiveScript
+user of its own, remembered across requests (bounded, LRU). An anonymous request is a throwaway user rebuilt by
+replaying the earlier user turns of its own history, then forgotten: what one stranger tells the bot never
+reaches another, and resent history works in any process.
 
 Brain conventions (see data/rivescript/en/*.rive):
 - `<noreply>` anywhere in a reply: answer nothing.
@@ -16,6 +18,7 @@ Brain conventions (see data/rivescript/en/*.rive):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import re
@@ -127,6 +130,13 @@ class LRUSessions(MemorySessionStorage):
             self._users.move_to_end(username)
         return super().get(username, key, default)
 
+    def known(self, username: str) -> bool:
+        return username in self._users
+
+    def forget(self, username: str) -> None:
+        self._users.pop(username, None)
+        self._frozen.pop(username, None)
+
     def __len__(self) -> int:
         return len(self._users)
 
@@ -198,6 +208,10 @@ class Brain:
             self.engine.load_file(str(path))
         self.engine.sort_replies()
         self.pools = self._pools()
+        # Set by the solver around one reply: the conversation's earlier answers (a joke already told is not
+        # dealt again), and whether earlier turns are being replayed (their replies are dropped: deal nothing).
+        self.told: list[str] = []
+        self.replaying = False
         self.engine.set_subroutine("deal", self._deal)
         self.engine.set_subroutine("remember", self._remember)
         self.engine.set_subroutine("forget", self._forget)
@@ -218,11 +232,13 @@ class Brain:
     def _deal(self, rs: RiveScript, args: list[str]) -> str:
         pool_name = " ".join(args)
         pool = self.pools.get(pool_name, [])
-        if not pool:
+        if not pool or self.replaying:
             return ""
         user = self._user(rs)
         key = f"__dealt {pool_name}"
         seen = {int(i) for i in str(rs.get_uservar(user, key)).split(",") if i.isdigit()}
+        if self.told:
+            seen |= {i for i, reply in enumerate(pool) if _was_told(reply, self.told)}
         fresh = [i for i in range(len(pool)) if i not in seen]
         if not fresh:  # all told: start over, but not with the one just told
             last = rs.get_uservar(user, f"__last {pool_name}")
@@ -277,6 +293,7 @@ class RiveScriptSolver(BlockingSolver):
         # RiveScript keeps per-user state in the engine and is not thread-safe: one reply at a time.
         self._lock = threading.Lock()
         self._sessions = LRUSessions(self.options.max_conversations)
+        self._anonymous = itertools.count()
         self._variables_date: date | None = None
 
     # -- loading ------------------------------------------------------------------------------------------
@@ -331,21 +348,43 @@ class RiveScriptSolver(BlockingSolver):
         brain = self.brain_for(query.lang_code)
         if brain is None:
             return None
-        user = query.conversation_id
+        conversation = query.conversation_id
+        # An anonymous request is its own throwaway user, rebuilt from the earlier turns it carries; a known user
+        # whose state this process does not have (another worker, a restart) is rebuilt the same way.
+        user = f"user:{conversation}" if conversation else f"anon:{next(self._anonymous)}"
+        earlier = [clean_message(turn) for turn in query.earlier_user_turns]
         with self._lock:
             today = date.today()
             if today != self._variables_date:  # the bot's age changes on its birthday
                 self._set_variables(today)
-            topic = brain.engine.get_uservar(user, "topic")
-            reply = self._reply(brain, user, message)
-            if (
-                reply is not None
-                and query.question.rstrip().endswith("?")
-                and topic in (None, "undefined", "random")
-                and brain.engine.last_match(user) == CATCH_ALL
-            ):
-                return None
+            try:
+                if conversation is None or not self._sessions.known(user):
+                    self._replay(brain, user, earlier)
+                brain.told = query.earlier_answers
+                topic = brain.engine.get_uservar(user, "topic")
+                reply = self._reply(brain, user, message)
+                if (
+                    reply is not None
+                    and query.question.rstrip().endswith("?")
+                    and topic in (None, "undefined", "random")
+                    and brain.engine.last_match(user) == CATCH_ALL
+                ):
+                    return None
+            finally:
+                brain.told = []
+                if conversation is None:
+                    self._sessions.forget(user)
         return reply
+
+    def _replay(self, brain: Brain, user: str, turns: list[str]) -> None:
+        """Say the earlier turns again to rebuild what they set (a name, likes, the topic); replies are dropped."""
+        brain.replaying = True
+        try:
+            for turn in turns:
+                if turn:
+                    self._reply(brain, user, turn)
+        finally:
+            brain.replaying = False
 
     def _reply(self, brain: Brain, user: str, message: str) -> str | None:
         try:
@@ -353,6 +392,12 @@ class RiveScriptSolver(BlockingSolver):
         except RiveScriptError:  # no trigger matched, or no reply of the matched one applies
             return None
         return clean_reply(reply)
+
+
+def _was_told(reply: str, answers: list[str]) -> bool:
+    """Whether a pool reply, as the user saw it, is in one of the earlier answers."""
+    spoken = clean_reply(reply.replace("\\n", "\n").replace("\\s", " "))
+    return bool(spoken) and any(spoken in answer for answer in answers)
 
 
 def clean_message(text: str) -> str:
