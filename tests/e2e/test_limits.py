@@ -95,7 +95,7 @@ def test_a_body_over_the_limit_by_content_length_is_413_in_the_routes_format(ser
 
 @pytest.mark.parametrize("path", [CHAT, "/api/chat"])
 def test_a_huge_content_length_is_refused_before_the_body_is_sent(server: ServerProcess, path: str) -> None:
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
     reply, took = raw_exchange(server, head.encode())  # and not one byte of the body
     status, headers, _ = split_response(reply)
     assert status == 413 and headers["connection"] == "close"
@@ -104,7 +104,7 @@ def test_a_huge_content_length_is_refused_before_the_body_is_sent(server: Server
 
 @pytest.mark.parametrize("path", [CHAT, "/api/chat"])
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(server: ServerProcess, path: str) -> None:
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
         sock.sendall(head.encode())
         reply = b""
@@ -221,7 +221,7 @@ def test_messages_and_user_are_bounded(roomy: ServerProcess) -> None:
 
 
 def test_half_the_headers_then_silence_is_disconnected(server: ServerProcess) -> None:
-    reply, took = raw_exchange(server, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    reply, took = raw_exchange(server, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
     status, _, body = split_response(reply)
     assert assert_openai_error(status, body, 408)["code"] == "request_timeout"
     assert took < 10
@@ -234,7 +234,7 @@ def test_a_connection_that_sends_nothing_is_closed(server: ServerProcess) -> Non
 
 
 def test_half_the_body_then_silence_is_disconnected(server: ServerProcess) -> None:
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n"
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n"
     reply, took = raw_exchange(server, head + b'{"messages": [')
     assert reply == b""  # no answer: the handler saw the client go
     assert took < 10
@@ -259,7 +259,7 @@ def test_malformed_http_gets_a_json_400(server: ServerProcess, data: bytes) -> N
 
 @pytest.mark.parametrize("whole", [True, False])
 def test_headers_beyond_the_limit_get_431(server: ServerProcess, whole: bool) -> None:
-    huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * 40_000 + (b"\r\n\r\n" if whole else b"")
+    huge = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + b"a" * 40_000 + (b"\r\n\r\n" if whole else b"")
     if whole:
         reply, _ = raw_exchange(server, huge)
         status, _, body = split_response(reply)
