@@ -74,7 +74,9 @@ def _headers_too_large() -> APIError:
     return refuse("max_header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} bytes.")
 
 
-_IDLE, _HEADERS, _BODY = 0, 1, 2
+# What the connection waits for: nothing (answering, or idle between requests: uvicorn's keep-alive timeout
+# applies), the first byte of its first request, the rest of a request's headers, its body.
+_IDLE, _CONNECTED, _HEADERS, _BODY = 0, 1, 2, 3
 
 
 class _Deadlines:
@@ -87,7 +89,7 @@ class _Deadlines:
     cycle: Any
     logger: Any
 
-    _phase = _HEADERS  # a new connection waits for its first request
+    _phase = _CONNECTED
     _armed = _IDLE  # the phase the timer runs for
     _timer: asyncio.TimerHandle | None = None
 
@@ -99,7 +101,7 @@ class _Deadlines:
             self._timer.cancel()
             self._timer = None
         self._armed = phase
-        if phase == _HEADERS:
+        if phase == _HEADERS or phase == _CONNECTED:
             self._timer = self.loop.call_later(LIMITS.header_timeout, self._expired)
         elif phase == _BODY:
             self._timer = self.loop.call_later(LIMITS.body_timeout, self._expired)
@@ -123,6 +125,8 @@ class _Deadlines:
         if self._phase == _HEADERS:
             self.transport.write(error_bytes(refuse("header_timeout", 408, f"The request headers did not arrive "
                                                     f"within {LIMITS.header_timeout:g} s.")))
+        elif self._phase == _CONNECTED:
+            refuse("header_timeout", 408, "No request arrived.")  # nothing to answer: only closed
         else:
             # The handler is waiting for the body: closing tells it the client is gone.
             refuse("body_timeout", 408, f"The request body did not arrive within {LIMITS.body_timeout:g} s.")

@@ -95,7 +95,7 @@ def test_a_body_over_the_limit_by_content_length_is_413_in_the_routes_format(ser
 
 @pytest.mark.parametrize("path", [CHAT, "/api/chat"])
 def test_a_huge_content_length_is_refused_before_the_body_is_sent(server: ServerProcess, path: str) -> None:
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n"
     reply, took = raw_exchange(server, head.encode())  # and not one byte of the body
     status, headers, _ = split_response(reply)
     assert status == 413 and headers["connection"] == "close"
@@ -104,7 +104,7 @@ def test_a_huge_content_length_is_refused_before_the_body_is_sent(server: Server
 
 @pytest.mark.parametrize("path", [CHAT, "/api/chat"])
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(server: ServerProcess, path: str) -> None:
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
         sock.sendall(head.encode())
         reply = b""
@@ -227,9 +227,9 @@ def test_half_the_headers_then_silence_is_disconnected(server: ServerProcess) ->
     assert took < 10
 
 
-def test_a_connection_that_sends_nothing_is_closed(server: ServerProcess) -> None:
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(server: ServerProcess) -> None:
     reply, took = raw_exchange(server, b"")
-    assert split_response(reply)[0] == 408
+    assert reply == b""  # there was no request to answer (a browser's idle preconnect, say)
     assert took < 10
 
 
