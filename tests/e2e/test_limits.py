@@ -205,11 +205,11 @@ def test_ollama_options_stop_is_bounded_too(server: ServerProcess, path: str) ->
 def test_messages_and_user_are_bounded(roomy: ServerProcess) -> None:
     many = [{"role": "user", "content": "hi"}] * 2001
     response = httpx.post(roomy.base_url + CHAT, json={"model": "quick", "messages": many})
-    assert assert_openai_error(response.status_code, response.content, 400)["param"] == "messages"
+    assert str(assert_openai_error(response.status_code, response.content, 400)["param"]).startswith("messages")
     response = httpx.post(roomy.base_url + "/api/chat", json={"model": "quick", "messages": many, "stream": False})
     assert response.status_code == 400 and "messages" in response.json()["error"]
     response = httpx.post(roomy.base_url + "/v1/responses", json={"model": "quick", "input": many})
-    assert assert_openai_error(response.status_code, response.content, 400)["param"] == "input"
+    assert str(assert_openai_error(response.status_code, response.content, 400)["param"]).startswith("input")
     response = httpx.post(roomy.base_url + CHAT, json=chat_body(user="u" * 257))
     assert assert_openai_error(response.status_code, response.content, 400)["param"] == "user"
     response = httpx.post(roomy.base_url + CHAT, json=chat_body(lang="en" * 100))
