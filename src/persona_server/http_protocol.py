@@ -71,7 +71,7 @@ def error_bytes(error: APIError) -> bytes:
 
 
 def _headers_too_large() -> APIError:
-    return refuse("max_header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} bytes.")
+    return refuse("header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} bytes.")
 
 
 # What the connection waits for: nothing (answering, or idle between requests: uvicorn's keep-alive timeout
@@ -126,7 +126,7 @@ class _Deadlines:
             self.transport.write(error_bytes(refuse("header_timeout", 408, f"The request headers did not arrive "
                                                     f"within {LIMITS.header_timeout:g} s.")))
         elif self._phase == _CONNECTED:
-            refuse("header_timeout", 408, "No request arrived.")  # nothing to answer: only closed
+            pass  # no request began (a browser's idle preconnect, say): nothing to answer or count
         else:
             # The handler is waiting for the body: closing tells it the client is gone.
             refuse("body_timeout", 408, f"The request body did not arrive within {LIMITS.body_timeout:g} s.")

@@ -1,11 +1,12 @@
 """Bounds on the work one request, one client and one process may demand, and the one place they refuse.
 
-Every refusal by a limit is made by `refuse(limit, ...)`, named by the limit (`max_body_size`,
-`max_concurrent`, `rate_limit`, `max_choices`, `header_timeout`, ...): the one place to count refusals.
+Every refusal by a limit is made by `refuse(limit, ...)`, named by the limit (`body_size`, `header_size`,
+`concurrency`, `rate_limit`, `choices`, `header_timeout`, `body_timeout`): the one place refusals are counted
+(`persona_server_refused_total{limit}`).
 
 The per-process limiters are ASGI middleware (`Limits`): at most `max_concurrent` requests in flight (429 beyond
-it) and, optionally, a per-client rate (`--rate-limit 60/minute`; 429 with `Retry-After`). `/health` is never
-limited: a load balancer's probe must not be refused when the server is busy.
+it) and, optionally, a per-client rate (`--rate-limit 60/minute`; 429 with `Retry-After`). `/health` and
+`/metrics` are never limited: a load balancer's probe and a scraper must not be refused when the server is busy.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from persona_server import metrics
 from persona_server.api import errors
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,16 @@ MAX_STOP_CHARS = 256  # holding back a partial stop sequence costs its length sq
 MAX_ID_CHARS = 256  # `user`: a key of conversation memory
 # How many answers of one request run at once (n choices, prompt lists).
 ANSWER_CONCURRENCY = 4
-# Paths no limiter refuses.
-UNLIMITED_PATHS = frozenset({"/health"})
+# Paths no limiter refuses: a load balancer's probe and a metrics scraper must get through a busy server.
+UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
 
 _CODES = {413: "request_too_large", 429: "rate_limit_exceeded", 408: "request_timeout",
           431: "request_header_fields_too_large"}
 
 
 def refuse(limit: str, status: int, message: str, *, param: str | None = None) -> errors.APIError:
-    """The error a limit answers with. Every limit refuses through here (a counter per `limit` belongs here)."""
+    """The error a limit answers with, counted. Every limit refuses through here."""
+    metrics.record_refusal(limit)
     log.debug("refused by %s: %s", limit, message)
     return errors.APIError(status, message, param=param, code=_CODES.get(status, "invalid_value"))
 
@@ -187,7 +190,7 @@ class Limits:
                 await self._refuse(scope, receive, send, error, wait)
                 return
         if self.max_concurrent and self.active >= self.max_concurrent:
-            error = refuse("max_concurrent", 429, f"The server is busy: {self.max_concurrent} requests are in "
+            error = refuse("concurrency", 429, f"The server is busy: {self.max_concurrent} requests are in "
                            "progress. Try again shortly.")
             await self._refuse(scope, receive, send, error, 1.0)
             return

@@ -69,6 +69,7 @@ async def test_requests_beyond_max_concurrent_get_429_and_health_is_not_limited(
         assert [r.json()["choices"][0]["message"]["content"] for r in answers] == ["finally", "finally"]
         # The slots are free again.
         assert (await client.post(CHAT, json=BODY)).status_code == 200
+        assert refused((await client.get("/metrics")).text, "concurrency") == 2
 
 
 def test_a_client_over_its_rate_gets_429_with_retry_after(rated: ServerProcess) -> None:
@@ -80,6 +81,14 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(rated: ServerProcess) 
         assert_429(client.post("/api/chat", json=OLLAMA_BODY), ollama=True)
         for _ in range(10):
             assert client.get("/health").status_code == 200
+        # Counted where they were refused, with the limit's name; the scraper itself is never limited.
+        assert refused(client.get("/metrics").text, "rate_limit") >= 2
+
+
+def refused(metrics: str, limit: str) -> float:
+    line = next(line for line in metrics.splitlines()
+                if line.startswith(f'persona_server_refused_total{{limit="{limit}"}}'))
+    return float(line.rsplit(" ", 1)[1])
 
 
 def from_address(server: ServerProcess, address: str, **kwargs: object) -> httpx.Client:

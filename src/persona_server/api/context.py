@@ -60,7 +60,7 @@ async def read_body(request: Request) -> bytes:
 
 
 def _too_large(limit: int) -> APIError:
-    error = refuse("max_body_size", 413, f"The request body is larger than the server's limit of {limit} bytes.")
+    error = refuse("body_size", 413, f"The request body is larger than the server's limit of {limit} bytes.")
     # The rest of the body is never read: the connection must close after the answer.
     error.headers = {"Connection": "close"}
     return error

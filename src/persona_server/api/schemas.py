@@ -141,6 +141,6 @@ class CompletionRequest(_Generation):
         if len(self.prompt) * self.n > MAX_CHOICES:
             # Each prompt and each of its n choices is an answer to compute: bound the fan-out of one request.
             param = "prompt" if len(self.prompt) > MAX_CHOICES else "n"
-            raise refuse("max_choices", 400, f"Too many choices: {len(self.prompt)} prompts x n={self.n} is "
+            raise refuse("choices", 400, f"Too many choices: {len(self.prompt)} prompts x n={self.n} is "
                          f"more than {MAX_CHOICES} answers in one request.", param=param)
         return list(self.prompt)
