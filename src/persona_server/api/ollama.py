@@ -30,7 +30,7 @@ from starlette.routing import Route
 from persona_server import __version__, metrics
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.schemas import Lang, Lenient, Stop, UserId
+from persona_server.api.schemas import Lenient, Stop, UserId
 from persona_server.api.streaming import ending_cleanly, ndjson_error, unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
@@ -82,7 +82,7 @@ class _Generation(_Body):
     options: Options | None = None
     # Extensions: who is asking (per-conversation memory), and the language and units of the answer.
     user: UserId | None = None
-    lang: Lang | None = None
+    lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 

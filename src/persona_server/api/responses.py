@@ -28,7 +28,7 @@ from starlette.routing import Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
-from persona_server.api.schemas import Lang, Lenient, UserId
+from persona_server.api.schemas import Lenient, UserId
 from persona_server.api.streaming import (
     SSE_HEADERS,
     SSE_PING,
@@ -89,7 +89,7 @@ class ResponsesRequest(_Body):
     conversation: str | dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     # Extensions: the language and units solvers should answer in.
-    lang: Lang | None = None
+    lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 

@@ -64,8 +64,6 @@ StopText = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
 Stop = StopText | Annotated[list[StopText], Field(max_length=MAX_STOP)] | None
 # Who is asking: the key of conversation memory, so bounded.
 UserId = Annotated[str, Field(max_length=MAX_ID_CHARS)]
-# A language tag: solvers put it in URLs and cache keys. 35 characters hold any tag in practical use (RFC 5646).
-Lang = Annotated[str, Field(max_length=35)]
 PositiveInt = Annotated[int, Field(ge=1), Lenient]
 
 
@@ -80,7 +78,7 @@ class _Generation(_Request):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     user: UserId | None = None
     # Extensions: the language and units solvers should answer in.
-    lang: Lang | None = None
+    lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
