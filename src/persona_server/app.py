@@ -17,6 +17,7 @@ from persona_server.api import errors
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
+from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
@@ -31,7 +32,8 @@ _OPEN_PATHS = open_paths()
 
 
 class NormalizePath:
-    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`."""
+    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`.
+    Also maps the original server's `/openai/v1/...` and `/ollama/api/...` onto `/v1/...` and `/api/...`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,6 +45,9 @@ class NormalizePath:
                 path = _SLASHES.sub("/", path)
                 if len(path) > 1:
                     path = path.rstrip("/") or "/"
+                scope = dict(scope, path=path, raw_path=path.encode())
+            if path.startswith(("/openai/", "/ollama/")):
+                path = strip_vendor_prefix(path)
                 scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from persona_server import deadlines, metrics, secrets
@@ -59,7 +59,8 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> None:
+                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+                 prepare: Callable[[Query], Awaitable[Query]] | None = None) -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -69,6 +70,8 @@ class AnswerStream:
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
         self._on_no_answer = on_no_answer
+        # Work on the query that must be awaited before the first turn (an installed memory plugin's recall).
+        self._prepare = prepare
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
         # The current turn's clock, for its one metrics observation (`_observe`); a speculative turn runs from
@@ -159,6 +162,8 @@ class AnswerStream:
         self._early.clear()
 
     async def _run(self) -> AsyncIterator[str]:
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -180,6 +185,8 @@ class AnswerStream:
 
     async def _whole(self) -> list[str]:
         """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -249,7 +256,7 @@ class AnswerStream:
                 self._skip(slot, exc)
                 return
             # Part of the answer is out: the next solver cannot take over, the client must learn it is cut.
-            reason = _describe(exc, timeout)
+            reason = slot.last_error = _describe(exc, timeout)
             log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name, reason)
             # The reason stays in the log: exception texts may hold internals the client has no use for.
             raise AnswerFailed(f"The answer of solver '{slot.name}' broke off midway; the text sent so far is "
@@ -282,6 +289,7 @@ class AnswerStream:
 
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name
+        slot.last_error = None
         self.sources.extend(sources)
         self._observe(slot, "answer")
         log.debug("persona %r: answered by %r", self._persona, slot.name)
@@ -296,7 +304,8 @@ class AnswerStream:
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
         self._observe(slot, "timeout" if isinstance(exc, TimeoutError) else "error")
-        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+        slot.last_error = _describe(exc, timeout)
+        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, slot.last_error)
 
     def _observe(self, slot: SolverSlot, outcome: str) -> None:
         ended = self._turn_ended or time.perf_counter()
@@ -330,7 +339,9 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> AnswerStream:
-    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
+              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+              prepare: Callable[[Query], Awaitable[Query]] | None = None) -> AnswerStream:
+    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end;
+    `prepare(query)`, when given, is awaited for the query the turns get."""
     return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete,
-                        on_no_answer=on_no_answer)
+                        on_no_answer=on_no_answer, prepare=prepare)

@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from persona_server import __version__, limits
+from persona_server import __version__, limits, secrets
 from persona_server.catalog import Catalog, load_specs
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.logs import LOG_FORMATS, setup_logging
-from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file
+from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file, nested_problems
 from persona_server.query import Message, Query
 from persona_server.settings import DEFAULT_PORT, Settings
 
@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve personas over HTTP (the default command)")
     _persona_args(serve)
-    serve.add_argument("--personas", action="append", default=[], metavar="DIR",
+    serve.add_argument("--personas", "--personas-dir", dest="personas", action="append", default=[], metavar="DIR",
                        help="serve every *.json persona in DIR (repeatable)")
+    serve.add_argument("--ovos-personas", action="store_true",
+                       help="also serve the personas of installed OpenVoiceOS packages (opm.plugin.persona) "
+                       "and of ~/.config/ovos_persona/")
     serve.add_argument("--default-persona", metavar="NAME", help="persona for requests naming no known model")
     serve.add_argument("--no-watch", dest="watch", action="store_false",
                        help="do not reload --personas directories when their files change")
@@ -189,6 +192,7 @@ def serve(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         http=args.http,
+        ovos_personas=args.ovos_personas,
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
@@ -228,8 +232,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def build_catalog(settings: Settings) -> Catalog:
     specs = load_specs(settings.persona_files, settings.persona_dirs)
+    if not settings.persona_files and not settings.persona_dirs:
+        # As the original's container images run it: a persona described by the environment, if any.
+        from persona_server.ovos_personas import env_persona
+
+        spec = env_persona()
+        specs = [spec] if spec is not None else []
     return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads,
-                   watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True)
+                   watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True,
+                   ovos_personas=settings.ovos_personas)
 
 
 def app_from_env():  # type: ignore[no-untyped-def]
@@ -247,7 +258,12 @@ def app_from_env():  # type: ignore[no-untyped-def]
 
 
 def _single_spec(path: str | None) -> list[PersonaSpec]:
-    return [load_persona_file(path)] if path else []
+    if path:
+        return [load_persona_file(path)]
+    from persona_server.ovos_personas import env_persona
+
+    spec = env_persona()
+    return [spec] if spec is not None else []
 
 
 async def ask(args: argparse.Namespace) -> int:
@@ -328,9 +344,13 @@ def validate(files: Sequence[str]) -> int:
         failed = [slot for slot in persona.slots if slot.state == "error"]
         for slot in failed:
             print(f"{file}: solver {slot.name!r}: {slot.status().get('error')}")
-        problems += len(failed)
-        if not failed:
-            print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers)")
+        nested = nested_problems(spec)
+        for where, problem in nested:
+            print(f"{file}: {where}: {secrets.redact(problem)}")
+        problems += len(failed) + len(nested)
+        if not failed and not nested:
+            about = f" - {spec.description}" if spec.description else ""
+            print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers){about}")
         if not persona.always_answers:
             # Not a problem (exit status unchanged), but worth knowing before users meet it.
             ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"
@@ -344,9 +364,17 @@ def _no_http():  # type: ignore[no-untyped-def]
 
 
 def list_solvers() -> int:
-    from persona_server.solvers import registry
+    from persona_server.solvers import ovos, registry
 
     for name in registry.available():
         canonical = registry.canonical_name(name)
         print(name if canonical == name else f"{name} -> {canonical}")
+    for group, plugins in ovos.installed_by_group().items():
+        if not plugins:
+            continue
+        print(f"\ninstalled OpenVoiceOS plugins ({group}):")
+        for plugin in plugins:
+            shadowed = registry.canonical_name(plugin.name) in registry.BUILTINS
+            note = f"  (a built-in has this name: write {ovos.PREFIX}{plugin.name})" if shadowed else ""
+            print(f"{plugin.name}  [{plugin.package or plugin.value}]{note}")
     return 0

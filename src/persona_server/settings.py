@@ -54,6 +54,8 @@ class Settings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     # uvicorn's HTTP parser: "auto" (httptools when installed), "httptools" or "h11".
     http: Literal["auto", "httptools", "h11"] = "auto"
+    # Also serve OpenVoiceOS's personas: opm.plugin.persona entry points and ~/.config/ovos_persona/.
+    ovos_personas: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -74,7 +74,8 @@ def _auth_header(error: APIError) -> dict[str, str] | None:
 
 
 def is_ollama_path(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    # The original server's prefix too (api/prefixes.py maps it before routing; middleware may see it first).
+    return path == "/api" or path.startswith(("/api/", "/ollama/api"))
 
 
 def error_for_path(path: str, error: APIError) -> Response:

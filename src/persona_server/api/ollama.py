@@ -339,6 +339,7 @@ async def show(request: Request) -> Response:
             "persona.solvers": solvers,
             "persona.ready": persona.ready,
             "persona.memory": persona.spec.memory.turns if persona.spec.memory else 0,
+            "persona.description": persona.spec.description,
         },
         "capabilities": ["completion"],
         "modified_at": _modified_at(persona, server_state(request).started),
