@@ -23,6 +23,7 @@ from persona_server.api.streaming import ClientGone
 from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerFailed, NoAnswer
+from persona_server.limits import Limits, Rate
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
@@ -104,6 +105,10 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     )
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
+    if settings.max_concurrent or settings.rate_limit:
+        rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
+        asgi = Limits(asgi, max_concurrent=settings.max_concurrent, rate=rate,
+                      key_by_api_key=bool(settings.api_key))
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.

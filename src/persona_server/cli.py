@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from persona_server import __version__, secrets
+from persona_server import __version__, limits, secrets
 from persona_server.catalog import Catalog, load_specs
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.logs import LOG_FORMATS, setup_logging
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME", help="answer requests for Host NAME while bound to loopback (repeatable; "
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    _limit_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="cancel a request's work after this long (default 300; 0: no limit)")
@@ -85,6 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("solvers", help="list the solver names this installation knows")
     return parser
+
+
+def _limit_args(serve: argparse.ArgumentParser) -> None:
+    def size(text: str) -> int:
+        try:
+            return limits.parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def rate(text: str) -> str:
+        try:
+            return str(limits.Rate.parse(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def seconds(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError("must be a number of seconds above 0")
+        return value
+
+    group = serve.add_argument_group("limits")
+    group.add_argument("--max-body-size", type=size, default=limits.DEFAULT_MAX_BODY, metavar="BYTES",
+                       help="largest request body, e.g. 4MiB (default 4MiB); larger ones get 413")
+    group.add_argument("--max-concurrent", type=int, default=limits.DEFAULT_MAX_CONCURRENT, metavar="N",
+                       help=f"requests in progress at once per process; more get 429 (default "
+                            f"{limits.DEFAULT_MAX_CONCURRENT}, 0: no limit)")
+    group.add_argument("--rate-limit", type=rate, metavar="N/PERIOD",
+                       help="requests per client, e.g. 60/minute (also N/second, N/hour); more get 429")
+    group.add_argument("--header-timeout", type=seconds, default=limits.DEFAULT_HEADER_TIMEOUT, metavar="S",
+                       help=f"seconds a client has to send a request's headers (default "
+                            f"{limits.DEFAULT_HEADER_TIMEOUT:g})")
+    group.add_argument("--body-timeout", type=seconds, default=limits.DEFAULT_BODY_TIMEOUT, metavar="S",
+                       help=f"seconds a client has to send a request's body after its headers (default "
+                            f"{limits.DEFAULT_BODY_TIMEOUT:g})")
+    group.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
+                       help="HTTP parser (default auto: httptools when installed)")
 
 
 def _env_list(name: str) -> list[str]:
@@ -130,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from persona_server import serving
+    from persona_server import http_protocol, serving
 
     settings = Settings(
         host=args.host,
@@ -150,6 +188,12 @@ def serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_format=args.log_format,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
+        max_body_size=args.max_body_size,
+        max_concurrent=args.max_concurrent or None,
+        rate_limit=args.rate_limit,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        http=args.http,
         ovos_personas=args.ovos_personas,
         request_timeout=max(0.0, args.request_timeout),
         graceful_timeout=max(0.0, args.graceful_timeout),
@@ -172,7 +216,11 @@ def serve(args: argparse.Namespace) -> int:
         "timeout_keep_alive": 65,
         "lifespan": "on",
         "graceful_timeout": settings.graceful_timeout,
+        # Our protocol classes bound slow and malformed requests (see persona_server.http_protocol).
+        "http": http_protocol.protocol_path(settings.http),
+        "h11_max_incomplete_event_size": settings.max_header_size,
     }
+    http_protocol.configure(settings)
     if settings.workers > 1:
         from persona_server.metrics import multiprocess_dir
 
@@ -201,10 +249,12 @@ def build_catalog(settings: Settings) -> Catalog:
 
 def app_from_env():  # type: ignore[no-untyped-def]
     """App factory for worker processes (`--workers N`): settings come from the parent's environment."""
+    from persona_server import http_protocol
     from persona_server.app import create_app
 
     settings = Settings.from_dict(json.loads(os.environ[SETTINGS_ENV]))
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
+    http_protocol.configure(settings)
     return create_app(build_catalog(settings), settings)
 
 

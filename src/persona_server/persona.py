@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
-import orjson
 from pydantic import ValidationError
 
 from persona_server import persona_format, secrets
 from persona_server.chain import ON_NO_ANSWER, AnswerStream, run_chain
 from persona_server.memory import ConversationMemory, MemorySettings
+from persona_server.persona_file import FileProblem, read_json_file
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
@@ -139,15 +139,9 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
 def load_persona_file(path: str | Path) -> PersonaSpec:
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PersonaError(str(path), "no such file") from None
-    except OSError as exc:
-        raise PersonaError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PersonaError(str(path), f"invalid JSON: {exc}") from None
+        data = read_json_file(path)
+    except FileProblem as exc:
+        raise PersonaError(str(path), str(exc)) from None
     return parse_persona(data, source=str(path), default_name=path.stem)
 
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from persona_server import __version__, metrics
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.schemas import Lenient
+from persona_server.api.schemas import Lenient, Stop, UserId
 from persona_server.api.streaming import (
     AnswerStreamingResponse,
     ending_cleanly,
@@ -40,6 +40,7 @@ from persona_server.api.streaming import (
 )
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -61,7 +62,7 @@ class _Body(BaseModel):
 class Options(_Body):
     # Ollama's Go server takes 50.0 for an integer option, as OpenAI does.
     num_predict: Annotated[int, Lenient] | None = None
-    stop: str | list[str] | None = None
+    stop: Stop = None
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
 
@@ -86,7 +87,7 @@ class _Generation(_Body):
     stream: bool | None = None
     options: Options | None = None
     # Extensions: who is asking (per-conversation memory), and the language and units of the answer.
-    user: str | None = None
+    user: UserId | None = None
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
@@ -107,7 +108,7 @@ class _Generation(_Body):
 
 
 class ChatRequest(_Generation):
-    messages: list[ChatMessage]
+    messages: Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]
 
 
 class GenerateRequest(_Generation):

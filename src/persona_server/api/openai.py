@@ -6,7 +6,7 @@ answer back. Served under `/v1` and at the root, as old clients post to `/chat/c
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from persona_server.api.streaming import (
 )
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
+from persona_server.limits import gather_bounded
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -91,7 +92,8 @@ async def _answer(persona: Persona, query: Query) -> tuple[str, AnswerStream]:
 async def _answers(persona: Persona, queries: list[Query]) -> list[tuple[str, AnswerStream]]:
     if len(queries) == 1:
         return [await _answer(persona, queries[0])]
-    return list(await asyncio.gather(*(_answer(persona, query) for query in queries)))
+    # A few at a time: n choices or a list of prompts must not start every answer at once.
+    return await gather_bounded(functools.partial(_answer, persona, query) for query in queries)
 
 
 # -- chat completions -----------------------------------------------------------------------------------------
