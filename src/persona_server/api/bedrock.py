@@ -33,9 +33,10 @@ from persona_server.api.errors import (
     parse_model,
     register_error_format,
 )
-from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
+from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import StreamFailure, word_chunks
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 

@@ -22,9 +22,10 @@ from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, answer_error, parse_model, register_error_format
-from persona_server.api.schemas import MAX_MESSAGES, MAX_STOP_SEQUENCES, StopSequence
+from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_event, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.text import count_tokens
