@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import errors, health, ollama, openai, responses
+from persona_server.api import cohere, cohere_v1, errors, health, ollama, openai, responses
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
@@ -49,7 +49,8 @@ class RequireApiKey:
         self.api_key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+        # Open paths only for reading: TGI's `POST /` answers questions and needs the key.
+        if scope["type"] != "http" or (scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD")):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -58,7 +59,7 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-        await errors.error_for_path(scope["path"], error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -71,7 +72,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             await catalog.close()
 
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes()],
+        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes(), *cohere.routes(),
+                *cohere_v1.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,

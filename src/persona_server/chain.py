@@ -57,6 +57,11 @@ class AnswerStream:
     def tokens(self) -> int:
         return self._limiter.tokens
 
+    @property
+    def stop_sequence(self) -> str | None:
+        """The stop sequence that ended the answer (None for a natural end or `length`)."""
+        return self._limiter.stop_sequence
+
     def __aiter__(self) -> AsyncIterator[str]:
         if self._iter is None:
             self._iter = self._limited()

@@ -37,6 +37,8 @@ class TextLimiter:
         self.max_tokens = max_tokens
         self.stop = [s for s in (stop or []) if s]
         self.finish_reason: str | None = None
+        # The stop sequence that ended the answer, if one did: vendors report it apart from a natural end.
+        self.stop_sequence: str | None = None
         self._held = ""
         self._emitted: list[str] = []
         self._budget_used = 0
@@ -61,9 +63,10 @@ class TextLimiter:
         text = self._held + piece
         self._held = ""
         if self.stop:
-            cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
+            cut, sequence = min(((i, s) for s in self.stop if (i := text.find(s)) >= 0), default=(-1, None))
             if cut >= 0:
                 self.finish_reason = "stop"
+                self.stop_sequence = sequence
                 return self._emit(self._limit(text[:cut], final=True))
             keep = self._partial_stop_len(text)
             if keep:

@@ -149,7 +149,7 @@ class BrowserGuard:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
         error = errors.APIError(403, message, code="forbidden")
-        await errors.error_for_path(scope["path"], error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

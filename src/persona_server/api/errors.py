@@ -8,6 +8,8 @@ clients parse `{"error": "..."}`. Which one a response uses is decided by the ro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -64,17 +66,53 @@ def _auth_header(error: APIError) -> dict[str, str] | None:
     return {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
 
 
+def json_error(body: dict[str, Any], error: APIError) -> Response:
+    """A protocol's own error body with the error's status (and the header a 401 carries)."""
+    return Response(orjson.dumps(body), status_code=error.status, media_type="application/json",
+                    headers=_auth_header(error))
+
+
 def is_ollama_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def error_for_path(path: str, error: APIError) -> Response:
+Renderer = Callable[[APIError], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    render: Renderer
+    paths: frozenset[str]
+    prefixes: tuple[str, ...]
+    post_paths: frozenset[str]
+
+    def owns(self, path: str, method: str) -> bool:
+        return path in self.paths or path.startswith(self.prefixes) or (
+            method == "POST" and path in self.post_paths)
+
+
+# The vendor protocols' error formats, by path; OpenAI's is the default (see error_for_path).
+_FORMATS: list[_Format] = []
+
+
+def register_error_format(render: Renderer, *, paths: Iterable[str] = (), prefixes: Iterable[str] = (),
+                          post_paths: Iterable[str] = ()) -> None:
+    """Render errors on these paths with `render`: exact `paths`, everything under `prefixes`, and `post_paths`
+    for POST only (TGI's `POST /` shares the root with `GET /`). Exact paths matter where protocols share a
+    prefix: Cohere's `/v1/chat` is not OpenAI's `/v1/chat/completions`."""
+    _FORMATS.append(_Format(render, frozenset(paths), tuple(prefixes), frozenset(post_paths)))
+
+
+def error_for_path(path: str, error: APIError, method: str = "GET") -> Response:
     """The error in the format of the protocol the path belongs to (for middleware, which has no route yet)."""
+    for fmt in _FORMATS:
+        if fmt.owns(path, method):
+            return fmt.render(error)
     return ollama_error(error) if is_ollama_path(path) else openai_error(error)
 
 
 def error_response(request: Request, error: APIError) -> Response:
-    return error_for_path(request.url.path, error)
+    return error_for_path(request.url.path, error, request.method)
 
 
 def from_validation_error(exc: ValidationError) -> APIError:
