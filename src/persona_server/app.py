@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import cohere, cohere_v1, errors, health, ollama, openai, responses
+from persona_server.api import cohere, cohere_v1, errors, health, ollama, openai, responses, tgi
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.streaming import ClientGone
@@ -73,7 +73,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
 
     app = Starlette(
         routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes(), *cohere.routes(),
-                *cohere_v1.routes()],
+                *cohere_v1.routes(), *tgi.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
