@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from persona_server.api import cohere, cohere_v1, errors, health, ollama, openai, responses, tgi
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
+from persona_server.api.routing import PathTableRouter
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
 from persona_server.settings import Settings
@@ -82,6 +83,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         },
         lifespan=lifespan,
     )
+    # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
+    app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
     if settings.api_key:
