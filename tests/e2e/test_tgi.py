@@ -115,6 +115,8 @@ def test_raw_routes(server: ServerProcess) -> None:
     body = {"inputs": "hi", "parameters": {"max_new_tokens": 2}}
     response = httpx.post(server.base_url + "/generate", json=body)
     assert response.status_code == 200 and response.json()["generated_text"] == "The quick"
+    for bare in ({"inputs": "hi"}, {"inputs": "hi", "parameters": None}):
+        assert httpx.post(server.base_url + "/generate", json=bare).json()["generated_text"] == FOX
     response = httpx.post(server.base_url + "/", json=body)  # the Inference API's shape: a list
     assert response.status_code == 200 and [r["generated_text"] for r in response.json()] == ["The quick"]
     with httpx.stream("POST", server.base_url + "/tgi/generate_stream", json=body) as streamed:

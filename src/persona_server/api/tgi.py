@@ -92,9 +92,12 @@ class Parameters(_Body):
             raise _refuse("adapter_id", "personas have no adapters")
 
 
+_NO_PARAMETERS = Parameters()
+
+
 class GenerateRequest(_Body):
     inputs: Annotated[str, Field(min_length=1)]
-    parameters: Parameters = Parameters()
+    parameters: Parameters | None = None
     stream: bool = False
     # Extensions: the persona, who is asking, and the language and units of the answer.
     model: str | None = None
@@ -102,8 +105,12 @@ class GenerateRequest(_Body):
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
 
+    @property
+    def params(self) -> Parameters:
+        return self.parameters or _NO_PARAMETERS
+
     def query(self, settings: Settings) -> Query:
-        p = self.parameters
+        p = self.params
         return Query(
             messages=[Message("user", self.inputs)],
             lang=self.lang or settings.lang,
@@ -132,7 +139,7 @@ class _Generation:
     """One request being answered: the persona, its query and what the response needs besides the text."""
 
     def __init__(self, request: Request, body: GenerateRequest) -> None:
-        body.parameters.check()
+        body.params.check()
         state = server_state(request)
         model = request.path_params.get("model") or body.model
         persona = state.catalog.for_model(model, strict=state.settings.strict_models)
@@ -141,16 +148,16 @@ class _Generation:
         self.persona: Persona = persona
         self.body = body
         self.stream = persona.stream(body.query(state.settings))
-        self.prefix = body.inputs if body.parameters.return_full_text else ""
+        self.prefix = body.inputs if body.params.return_full_text else ""
         self.ping_interval = state.settings.ping_interval
 
     def output(self, text: str) -> dict[str, Any]:
         out: dict[str, Any] = {"generated_text": self.prefix + text}
-        if self.body.parameters.details:
+        if self.body.params.details:
             out["details"] = {
                 "finish_reason": finish_reason(self.stream),
                 "generated_tokens": self.stream.tokens,
-                "seed": self.body.parameters.seed,
+                "seed": self.body.params.seed,
                 "prefill": [],
                 "tokens": [_token(i, token) for i, token in enumerate(tokenize(text))],
             }
@@ -180,7 +187,7 @@ class _Generation:
             "index": position, "token": _token(position, "", special=True), "top_tokens": None,
             "generated_text": self.prefix + "".join(parts),
             "details": {"finish_reason": finish_reason(self.stream), "generated_tokens": self.stream.tokens,
-                        "input_length": count_tokens(self.body.inputs), "seed": self.body.parameters.seed},
+                        "input_length": count_tokens(self.body.inputs), "seed": self.body.params.seed},
             **_metadata(self.stream),
         })
 
