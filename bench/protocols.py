@@ -3,7 +3,9 @@
 One persona-server process (one worker, pinned like bench/throughput.py) serves a persona whose failure solver
 has one fixed line; `wrk` loads each route in turn with a small request of that protocol. Each route's figure is
 a ratio to the OpenAI chat route's, measured in the same rounds, so it does not depend on the machine. With
-`--rounds N` every route is measured N times, interleaved, and the median counts.
+`--rounds N` every route is measured N times, interleaved, and the median counts. Besides req/s, the server
+process's CPU time per request is reported (from /proc): on a machine other work also loads, it varies far
+less than req/s does.
 
     python bench/protocols.py [--duration 5] [--rounds 3] [--only cohere-v2-chat,...] [--json FILE]
 
@@ -56,6 +58,15 @@ PROTOCOLS = [
 ]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux), or None where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check(base_url: str, protocol: Protocol) -> None:
     """One request first: the route must answer 200 with the persona's line, or its figure means nothing."""
     response = httpx.post(base_url + protocol.path, json=protocol.body, headers=protocol.headers, timeout=10)
@@ -91,10 +102,17 @@ def main() -> int:
             wait_ready(base_url + "/v1/chat/completions", process)
             for protocol in chosen:
                 check(base_url, protocol)
+                measure(base_url + protocol.path, min(2.0, args.duration), args.connections, workdir,
+                        args.generator, protocol.body, protocol.headers, warmup=False)
             for _ in range(args.rounds):
                 for protocol in chosen:
-                    runs[protocol.name].append(measure(base_url + protocol.path, args.duration, args.connections,
-                                                       workdir, args.generator, protocol.body, protocol.headers))
+                    before = cpu_seconds(process.pid)
+                    row = measure(base_url + protocol.path, args.duration, args.connections, workdir,
+                                  args.generator, protocol.body, protocol.headers, warmup=False)
+                    after = cpu_seconds(process.pid)
+                    if before is not None and after is not None and row["requests"]:
+                        row["cpu_us"] = (after - before) * 1e6 / row["requests"]
+                    runs[protocol.name].append(row)
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -103,25 +121,31 @@ def main() -> int:
                       "p50_ms": statistics.median(r["p50_ms"] for r in rows),
                       "p99_ms": statistics.median(r["p99_ms"] for r in rows),
                       "errors": sum(r["errors"] for r in rows),
+                      "cpu_us_per_request": statistics.median(r.get("cpu_us", float("nan")) for r in rows),
                       "rps_runs": [round(r["rps"]) for r in rows]}
                for name, rows in runs.items()}
     base = results[BASELINE]["rps"]
     ratios = {name: row["rps"] / base for name, row in results.items()}
+    base_cpu = results[BASELINE]["cpu_us_per_request"]
+    cpu_ratios = {name: base_cpu / row["cpu_us_per_request"] for name, row in results.items()}
     print(f"load: {args.generator}, {args.connections} connections, {args.duration:g} s per route x "
           f"{args.rounds} rounds (median), one server process")
-    print(f"{'route':<22}{'path':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>7}")
+    print(f"{'route':<22}{'path':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>7}"
+          f"{'CPU µs/req':>12}{'CPU ratio':>11}")
     for protocol in chosen:
         row = results[protocol.name]
         print(f"{protocol.name:<22}{protocol.path:<22}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-              f"{row['errors']:>8.0f}{ratios[protocol.name]:>7.2f}")
+              f"{row['errors']:>8.0f}{ratios[protocol.name]:>7.2f}{row['cpu_us_per_request']:>12.0f}"
+              f"{cpu_ratios[protocol.name]:>11.2f}")
     worst = min(ratios.values())
-    print(f"lowest ratio to {BASELINE}: {worst:.2f} (target: >= 0.90)")
+    print(f"lowest ratio to {BASELINE}: {worst:.2f} req/s, {min(cpu_ratios.values()):.2f} CPU per request "
+          "(target: >= 0.90)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "generator": args.generator, "connections": args.connections, "duration_s": args.duration,
             "rounds": args.rounds, "cpu_count": os.cpu_count(), "baseline": BASELINE,
-            "results": results, "ratios": ratios, "lowest_ratio": worst,
+            "results": results, "ratios": ratios, "lowest_ratio": worst, "cpu_ratios": cpu_ratios,
         }, indent=2))
     return 0
 

@@ -144,11 +144,14 @@ async def _python_load(url: str, duration: float, connections: int, body: dict[s
 
 
 def measure(url: str, duration: float, connections: int, workdir: Path, generator: str,
-            body: dict[str, Any] = BODY, headers: dict[str, str] | None = None) -> dict[str, float]:
+            body: dict[str, Any] = BODY, headers: dict[str, str] | None = None,
+            warmup: bool = True) -> dict[str, float]:
     if generator == "wrk":
-        run_wrk(url, min(2.0, duration), connections, workdir, body, headers)  # warm-up
+        if warmup:
+            run_wrk(url, min(2.0, duration), connections, workdir, body, headers)
         return run_wrk(url, duration, connections, workdir, body, headers)
-    asyncio.run(_python_load(url, min(2.0, duration), connections, body, headers))
+    if warmup:
+        asyncio.run(_python_load(url, min(2.0, duration), connections, body, headers))
     return asyncio.run(_python_load(url, duration, connections, body, headers))
 
 
