@@ -8,6 +8,11 @@ process's CPU time per request is reported (from /proc): on a machine other work
 less than req/s does.
 
     python bench/protocols.py [--duration 5] [--rounds 3] [--only cohere-v2-chat,...] [--json FILE]
+    python bench/protocols.py --in-process [--requests 2000]
+
+`--in-process` drives the ASGI app directly, without sockets or a load generator, and reports the best of 7
+batches in CPU microseconds per request (process time, so time the process spends waiting for a core while other
+work runs is not counted): the server's own cost per route, the least disturbed figure on a busy machine.
 
 A protocol is one entry in PROTOCOLS: its name, its route, a small request body and the headers its SDK sends.
 """
@@ -15,12 +20,14 @@ A protocol is one entry in PROTOCOLS: its name, its route, a small request body 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +74,59 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _scope(protocol: Protocol) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+               *((k.lower().encode(), v.encode()) for k, v in protocol.headers.items())]
+    return {"type": "http", "method": "POST", "path": protocol.path, "raw_path": protocol.path.encode(),
+            "query_string": b"", "headers": headers, "http_version": "1.1", "scheme": "http",
+            "server": ("127.0.0.1", 8337), "client": ("127.0.0.1", 40000), "root_path": "", "asgi": {"version": "3.0"}}
+
+
+def in_process(chosen: list[Protocol], requests: int, batches: int = 7) -> dict[str, float]:
+    """Microseconds per request of each route, the ASGI app called directly: best of `batches`, interleaved."""
+    from persona_server.app import create_app
+    from persona_server.cli import build_catalog
+    from persona_server.settings import Settings
+
+    async def run(workdir: Path) -> dict[str, float]:
+        persona = workdir / "bench.json"
+        persona.write_text(json.dumps({"name": "bench", "solvers": ["ovos-solver-failure-plugin"],
+                                       "ovos-solver-failure-plugin": {"answers": [CANNED]}}))
+        settings = Settings(persona_files=[str(persona)], watch=False)
+        catalog = build_catalog(settings)
+        app = create_app(catalog, settings)
+        await catalog.start()
+        best: dict[str, float] = {}
+        try:
+            await catalog.wait_ready()
+            for _ in range(batches):
+                for protocol in chosen:
+                    body = json.dumps(protocol.body).encode()
+                    statuses: set[int] = set()
+
+                    async def receive(body: bytes = body) -> dict[str, Any]:
+                        return {"type": "http.request", "body": body, "more_body": False}
+
+                    async def send(message: dict[str, Any], statuses: set[int] = statuses) -> None:
+                        if message["type"] == "http.response.start":
+                            statuses.add(message["status"])
+
+                    scope = _scope(protocol)
+                    started = time.process_time()
+                    for _ in range(requests):
+                        await app(dict(scope), receive, send)
+                    elapsed = (time.process_time() - started) / requests * 1e6
+                    if statuses != {200}:
+                        raise RuntimeError(f"{protocol.name}: statuses {statuses}")
+                    best[protocol.name] = min(best.get(protocol.name, elapsed), elapsed)
+        finally:
+            await catalog.close()
+        return best
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(run(Path(tmp)))
+
+
 def check(base_url: str, protocol: Protocol) -> None:
     """One request first: the route must answer 200 with the persona's line, or its figure means nothing."""
     response = httpx.post(base_url + protocol.path, json=protocol.body, headers=protocol.headers, timeout=10)
@@ -82,6 +142,8 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated protocol names (the OpenAI chat route always runs)")
     parser.add_argument("--generator", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--in-process", action="store_true", help="time the ASGI app directly, no sockets")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per batch with --in-process")
     args = parser.parse_args()
 
     chosen = PROTOCOLS
@@ -91,6 +153,21 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown protocols: {', '.join(sorted(unknown))}")
         chosen = [p for p in PROTOCOLS if p.name in names]
+
+    if args.in_process:
+        micros = in_process(chosen, args.requests)
+        ratios = {name: micros[BASELINE] / value for name, value in micros.items()}
+        print(f"in process: best of 7 batches of {args.requests} requests per route")
+        print(f"{'route':<22}{'path':<22}{'µs/req':>9}{'ratio':>7}")
+        for protocol in chosen:
+            print(f"{protocol.name:<22}{protocol.path:<22}{micros[protocol.name]:>9.1f}{ratios[protocol.name]:>7.2f}")
+        print(f"lowest ratio to {BASELINE}: {min(ratios.values()):.2f} (target: >= 0.90)")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"mode": "in-process", "requests": args.requests, "baseline": BASELINE,
+                                             "results": micros, "ratios": ratios,
+                                             "lowest_ratio": min(ratios.values())}, indent=2))
+        return 0
 
     runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in chosen}
     with tempfile.TemporaryDirectory() as tmp:
