@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import cohere
 import httpx
@@ -13,17 +14,24 @@ from cohere.core.api_error import ApiError
 from persona_server.api.cohere import ChatRequest
 from persona_server.api.cohere_v1 import GenerateRequest
 from persona_server.settings import Settings
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, start_server_process, wait_for_file
 
 FOX = "The quick brown fox jumps over the lazy dog. END here."
 BEFORE_END = "The quick brown fox jumps over the lazy dog. "
 KEY = "cohere-test-key"
 
 
-def _personas(root: object) -> dict[str, dict[str, object]]:
+def _personas(root: Path) -> dict[str, dict[str, object]]:
     return {
         "fixed.json": {"name": "Fixed", "solvers": ["test-fixed"], "test-fixed": {"text": FOX, "source": "Foxes"}},
         "history.json": {"name": "History", "solvers": ["test-history"]},
+        "slow.json": {"name": "Slow", "solvers": ["test-fixed"],
+                      "test-fixed": {"text": "late", "delay": 30, "timeout": 60, "marker": str(root / "slow.marker")}},
+        "trickle.json": {"name": "Trickle", "solvers": ["test-stream"],
+                         "test-stream": {"pieces": ["a", "b", "c"], "interval": 1, "timeout": 60,
+                                         "marker": str(root / "trickle.marker")}},
+        "drip.json": {"name": "Drip", "solvers": ["test-stream"],
+                      "test-stream": {"pieces": ["one", " two"], "interval": 0.5, "timeout": 60}},
     }
 
 
@@ -34,7 +42,10 @@ def _start(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str],
     for filename, data in _personas(root).items():
         (root / filename).write_bytes(orjson.dumps(data))
         args += ["--persona", str(root / filename)]
-    return start_server_process(*args, *extra, log_path=root / "server.log", env=plugin_env)
+    proc = start_server_process(*args, *extra, log_path=root / "server.log",
+                                env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.2"})
+    proc.extra["root"] = root
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +295,31 @@ def test_error_shapes_by_path(server: ServerProcess) -> None:
     # OpenAI's routes under the same /v1 prefix keep OpenAI's envelope.
     response = httpx.post(server.base_url + "/v1/chat/completions", json={"messages": []})
     assert response.status_code == 400 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+# -- slow answers: keep-alives, and a client that leaves cancels the work -------------------------------------
+
+
+def test_keep_alives_while_a_slow_answer_streams(server: ServerProcess) -> None:
+    v2 = cohere.ClientV2(api_key="x", base_url=server.base_url)
+    assert "".join(e.delta.message.content.text for e in v2.chat_stream(model="Drip", messages=user("x"))
+                   if e.type == "content-delta") == "one two"
+    v1 = cohere.Client(api_key="x", base_url=server.base_url)
+    assert "".join(e.text for e in v1.chat_stream(model="Drip", message="x") if e.event_type == "text-generation") \
+        == "one two"
+    with httpx.stream("POST", server.base_url + "/v2/chat", json={"model": "Drip", "messages": user("x"),
+                                                                 "stream": True}) as response:
+        assert ": ping" in response.read().decode()
+
+
+def test_disconnect_cancels_a_stream(server: ServerProcess) -> None:
+    body = {"model": "Trickle", "stream": True, "messages": user("x")}
+    with httpx.stream("POST", server.base_url + "/v2/chat", json=body) as response:
+        assert any('"text":"a"' in line for line in response.iter_lines())
+    assert wait_for_file(server.extra["root"] / "trickle.marker") == "cancelled"
+
+
+def test_disconnect_cancels_a_whole_answer(server: ServerProcess) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.base_url + "/v1/chat", json={"model": "Slow", "message": "x"}, timeout=0.5)
+    assert wait_for_file(server.extra["root"] / "slow.marker") == "cancelled"

@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, TextGenerationError, Validati
 
 from persona_server.api.tgi import GenerateRequest
 from persona_server.settings import Settings
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, start_server_process, wait_for_file
 
 FOX = "The quick brown fox jumps over the lazy dog. END here."
 BEFORE_END = "The quick brown fox jumps over the lazy dog. "
@@ -25,12 +25,22 @@ def _start(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str],
     files = {
         "fixed.json": {"name": "Fixed", "solvers": ["test-fixed"], "test-fixed": {"text": FOX, "source": "Foxes"}},
         "history.json": {"name": "History", "solvers": ["test-history"]},
+        "slow.json": {"name": "Slow", "solvers": ["test-fixed"],
+                      "test-fixed": {"text": "late", "delay": 30, "timeout": 60, "marker": str(root / "slow.marker")}},
+        "trickle.json": {"name": "Trickle", "solvers": ["test-stream"],
+                         "test-stream": {"pieces": ["a", "b", "c"], "interval": 1, "timeout": 60,
+                                         "marker": str(root / "trickle.marker")}},
+        "drip.json": {"name": "Drip", "solvers": ["test-stream"],
+                      "test-stream": {"pieces": ["one", " two"], "interval": 0.5, "timeout": 60}},
     }
     args: list[str] = []
     for filename, data in files.items():
         (root / filename).write_bytes(orjson.dumps(data))
         args += ["--persona", str(root / filename)]
-    return start_server_process(*args, *extra, log_path=root / "server.log", env=plugin_env)
+    proc = start_server_process(*args, *extra, log_path=root / "server.log",
+                                env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.2"})
+    proc.extra["root"] = root
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +183,26 @@ def test_strict_models(locked: ServerProcess) -> None:
                           headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 404
     assert response.json() == {"error": "Model 'gpt2' not found", "error_type": "not_found"}
+
+
+# -- slow answers: keep-alives, and a client that leaves cancels the work -------------------------------------
+
+
+def test_keep_alives_while_a_slow_answer_streams(server: ServerProcess) -> None:
+    client = InferenceClient(base_url=server.base_url + "/tgi/models/Drip")
+    assert "".join(client.text_generation("x", stream=True)) == "one two"
+    with httpx.stream("POST", server.base_url + "/generate_stream", json={"inputs": "x", "model": "Drip"}) as response:
+        assert ": ping" in response.read().decode()
+
+
+def test_disconnect_cancels_a_stream(server: ServerProcess) -> None:
+    url = server.base_url + "/tgi/models/Trickle/generate_stream"
+    with httpx.stream("POST", url, json={"inputs": "x"}) as response:
+        assert any('"text":"a"' in line for line in response.iter_lines())
+    assert wait_for_file(server.extra["root"] / "trickle.marker") == "cancelled"
+
+
+def test_disconnect_cancels_a_whole_answer(server: ServerProcess) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.base_url + "/tgi/models/Slow", json={"inputs": "x"}, timeout=0.5)
+    assert wait_for_file(server.extra["root"] / "slow.marker") == "cancelled"
