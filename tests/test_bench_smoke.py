@@ -21,6 +21,7 @@ RUNS = {
     "concurrency": (["--requests", "16", "--delay", "0.2"], {"ratio_wall", "upstream", "persona_server"}),
     "ttft": (["--requests", "6"], {"ttft_added_median_s", "gap_proxied_s"}),
     "soak": (["--duration", "2", "--warmup", "0.5", "--concurrency", "4"], {"growth_mb_per_10k_requests", "rss_mb"}),
+    "everyday": (["--runs", "2"], {"runs", "results"}),
 }
 
 

@@ -127,3 +127,22 @@ async def test_failure_solver_unknown_language_falls_back_to_english() -> None:
     await persona.start()
     answer = await persona.answer(Query.from_text("?", lang="xx"))
     assert answer.text in dialogs("en")
+
+
+def test_on_no_answer_is_a_persona_setting() -> None:
+    spec = parse_persona({"solvers": ["ovos-solver-failure-plugin"], "on_no_answer": "error"}, source="<t>",
+                         default_name="t")
+    assert spec.on_no_answer == "error" and "on_no_answer" not in spec.blocks
+    assert parse_persona({"solvers": ["x"]}, source="<t>", default_name="t").on_no_answer == "apology"
+    with pytest.raises(PersonaError, match="on_no_answer"):
+        parse_persona({"solvers": ["x"], "on_no_answer": "shrug"}, source="<t>", default_name="t")
+
+
+def test_url_credentials_are_split_off_and_registered() -> None:
+    assert secrets.split_url_credentials("http://ann:pa%40ss@host:8/v1") == ("http://host:8/v1", "ann", "pa@ss")
+    assert secrets.split_url_credentials("https://tok3n-abc@host/v1") == ("https://host/v1", "tok3n-abc", None)
+    assert secrets.split_url_credentials("http://host/v1?a=b@c") == ("http://host/v1?a=b@c", None, None)
+    parse_persona({"solvers": ["x"], "x": {"base_url": "http://zed-user:zed-pw-123@h/"}}, source="<t>",
+                  default_name="t")
+    basic = secrets.basic_credentials("zed-user", "zed-pw-123")
+    assert secrets.redact(f"zed-user:zed-pw-123 Basic {basic} zed-pw-123") == "*** Basic *** ***"

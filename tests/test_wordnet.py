@@ -61,6 +61,18 @@ async def ask(persona: Persona, question: str, **kwargs: object) -> Answer:
         ("define beautiful", "Beautiful means delighting the senses or exciting intellectual or emotional admiration."),
         # "run" is used far more as a verb than as a noun: the most common sense wins.
         ("define run", "Run means to move fast by using one's feet, with one foot off the ground at any given time."),
+        # "love" is a verb slightly more often overall, but its main noun sense is as common as the verb's:
+        # "define love" means the emotion, and so do its other definition forms.
+        ("define love", "Love means a strong positive emotion of regard and affection."),
+        ("what does love mean", "Love means a strong positive emotion of regard and affection."),
+        ("meaning of love", "Love means a strong positive emotion of regard and affection."),
+        ("define work", "Work means activity directed toward making or doing something."),
+        ("define walk", "Walk means to use one's feet to advance."),  # the noun's main sense is rare
+        ("define hope", "Hope means to expect and wish."),
+        # Within a part of speech, the most frequent sense first ("a written work", not "a rule book").
+        ("define book",
+         "Book means a written work or composition that has been published (printed on pages bound together)."),
+        ("what is a prime number", "A prime number is an integer that has no integral factors but itself and 1."),
         ("opposite of hot", "The opposite of hot is cold."),
         ("What is the opposite of tall?", "The opposite of tall is short."),
         ("antonym of love", "The opposite of love is hate."),
@@ -131,12 +143,11 @@ async def test_antonym_through_similar_adjective(persona: Persona) -> None:
 )
 async def test_not_a_dictionary_question(persona: Persona, question: str) -> None:
     answer = await ask(persona, question)
-    assert answer.text == ""
-    assert answer.solver is None
+    assert answer.solver is None  # the chain's apology, not a definition
 
 
 async def test_english_only(persona: Persona) -> None:
-    assert (await ask(persona, "what is a lighthouse", lang="de-DE")).text == ""
+    assert (await ask(persona, "what is a lighthouse", lang="de-DE")).solver is None
     assert (await ask(persona, "what is a lighthouse", lang="en-GB")).text.startswith("A lighthouse is")
 
 

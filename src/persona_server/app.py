@@ -12,17 +12,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import cohere, cohere_v1, errors, health, ollama, openai, responses, tgi
+from persona_server.api import cohere, cohere_v1, errors, health, ollama, ollama_models, openai, responses, tgi
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.routing import PathTableRouter
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
+from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
-# Readiness probes must work without a key.
-_OPEN_PATHS = frozenset({"/health", "/"})
+# Readiness probes must work without a key; nothing else does (the index lists the models).
+_OPEN_PATHS = frozenset({"/health"})
 
 
 class NormalizePath:
@@ -50,17 +51,22 @@ class RequireApiKey:
         self.api_key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Open paths only for reading: TGI's `POST /` answers questions and needs the key.
-        if scope["type"] != "http" or (scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD")):
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"").removeprefix(b"Bearer ").strip() or headers.get(b"x-api-key", b"")
+        given = _bearer_token(headers.get(b"authorization", b"")) or headers.get(b"x-api-key", b"")
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
+
+
+def _bearer_token(authorization: bytes) -> bytes:
+    """The token of `Authorization: Bearer TOKEN`; the scheme is case-insensitive (RFC 9110), so `bearer` too."""
+    scheme, _, token = authorization.strip().partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -73,12 +79,14 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             await catalog.close()
 
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *health.routes(), *cohere.routes(),
-                *cohere_v1.routes(), *tgi.routes()],
+        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *ollama_models.routes(),
+                *health.routes(), *cohere.routes(), *cohere_v1.routes(), *tgi.routes()],
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
             ClientGone: errors.client_gone_handler,
+            AnswerFailed: errors.answer_error_handler,
+            NoAnswer: errors.answer_error_handler,
             Exception: errors.unexpected_error_handler,
         },
         lifespan=lifespan,

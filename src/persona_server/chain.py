@@ -5,6 +5,10 @@ answered and its sources. A solver that raises, times out or answers only whites
 may be started speculatively, all at once, when the chain starts: their results are used only when their turn
 comes, so the answer is the one the in-order chain would give, just sooner. Closing the stream (a client that
 disconnects) cancels everything still running.
+
+Two endings are not answers: a solver that fails after part of its answer went out raises `AnswerFailed` (the
+protocols end their streams with an error event), and a chain where no solver answers ends with an apology in
+the asker's language, or raises `NoAnswer` when the persona says `"on_no_answer": "error"`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 from persona_server import deadlines, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
+from persona_server.solvers.failure import apology
 from persona_server.text import TextLimiter
 
 if TYPE_CHECKING:
@@ -29,6 +34,22 @@ class SolverSkipped(Exception):
     """A solver could not take its turn (still loading, failed to load)."""
 
 
+class AnswerFailed(Exception):
+    """The answering solver failed after part of its answer was given out; the message is safe to show."""
+
+    def __init__(self, message: str, *, solver: str) -> None:
+        super().__init__(message)
+        self.solver = solver
+
+
+class NoAnswer(Exception):
+    """No solver answered, and the persona wants an error for that (`"on_no_answer": "error"`)."""
+
+
+# What a chain does when no solver answers: an apology from the failure solver's lines, or NoAnswer.
+ON_NO_ANSWER = ("apology", "error")
+
+
 class AnswerStream:
     """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering.
 
@@ -37,7 +58,7 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None) -> None:
+                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -46,6 +67,7 @@ class AnswerStream:
         self._persona = persona
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
+        self._on_no_answer = on_no_answer
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
 
@@ -149,11 +171,12 @@ class AnswerStream:
                     yield piece
                 if answered:
                     return
+            yield self._no_answer()
         finally:
             self._cancel_early()
 
     async def _whole(self) -> list[str]:
-        """The chain for a whole answer: the answering solver's text pieces, [] when none answered."""
+        """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -162,7 +185,7 @@ class AnswerStream:
                     pieces = [piece async for piece in self._stream(slot, query)]
                 if pieces:
                     return pieces
-            return []
+            return [self._no_answer()]
         finally:
             self._cancel_early()
 
@@ -212,11 +235,15 @@ class AnswerStream:
                     piece = lead.lstrip()
                 yield piece
         except Exception as exc:
-            if committed:
-                log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name,
-                            _describe(exc, timeout))
-            else:
+            if not committed:
                 self._skip(slot, exc)
+                return
+            # Part of the answer is out: the next solver cannot take over, the client must learn it is cut.
+            reason = _describe(exc, timeout)
+            log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name, reason)
+            # The reason stays in the log: exception texts may hold internals the client has no use for.
+            raise AnswerFailed(f"The answer of solver '{slot.name}' broke off midway; the text sent so far is "
+                               "incomplete.", solver=slot.name) from None
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
@@ -248,6 +275,13 @@ class AnswerStream:
         self.sources.extend(sources)
         log.debug("persona %r: answered by %r", self._persona, slot.name)
 
+    def _no_answer(self) -> str:
+        """The end of a chain where no solver answered: an apology in the asker's language, or NoAnswer."""
+        log.warning("persona %r: no solver answered", self._persona)
+        if self._on_no_answer == "error":
+            raise NoAnswer(f"No solver of persona '{self._persona}' could answer this question.")
+        return apology(self._query.lang_code)
+
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
         log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
@@ -277,6 +311,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None) -> AnswerStream:
+              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> AnswerStream:
     """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
-    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete)
+    return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete,
+                        on_no_answer=on_no_answer)

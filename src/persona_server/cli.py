@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from persona_server import __version__
 from persona_server.catalog import Catalog, load_specs
+from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.logs import setup_logging
 from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file
 from persona_server.query import Message, Query
@@ -206,6 +207,9 @@ async def ask(args: argparse.Namespace) -> int:
                 print(piece, end="", flush=True)
             print()
         return 0 if stream.solver else 1
+    except (AnswerFailed, NoAnswer) as exc:
+        print(f"\npersona-server: {exc}", file=sys.stderr)
+        return 1
     finally:
         await catalog.close()
 
@@ -232,9 +236,14 @@ async def chat(args: argparse.Namespace) -> int:
             stream = persona.stream(Query(messages=list(messages), lang=args.lang, units=args.units))
             print(f"{persona.name}> ", end="", flush=True)
             pieces = []
-            async for piece in stream:
-                pieces.append(piece)
-                print(piece, end="", flush=True)
+            try:
+                async for piece in stream:
+                    pieces.append(piece)
+                    print(piece, end="", flush=True)
+            except (AnswerFailed, NoAnswer) as exc:
+                print(f"\n(persona-server: {exc})")
+                messages.pop()  # no answer to keep in the history
+                continue
             print()
             messages.append(Message("assistant", "".join(pieces)))
     finally:
@@ -263,6 +272,11 @@ def validate(files: Sequence[str]) -> int:
         problems += len(failed)
         if not failed:
             print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers)")
+        if not persona.always_answers:
+            # Not a problem (exit status unchanged), but worth knowing before users meet it.
+            ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"
+            print(f"{file}: warning: no solver in the chain always answers (such as ovos-solver-failure-plugin); "
+                  f"questions none of them answers get {ending}")
     return 1 if problems else 0
 
 

@@ -178,16 +178,18 @@ class ConversationMemory:
         messages = [*system, *recalled, *rest, *query.messages[len(history):]]
         return dataclasses.replace(query, messages=messages, memory=remembered)
 
-    def run(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str) -> AnswerStream:
+    def run(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
+            on_no_answer: str = "apology") -> AnswerStream:
         """Run the chain with memory: the answer is remembered once it has been streamed to its end."""
         key = self.key(query)
         prepared = self.prepare(query)
         if key is None:
-            return run_chain(slots, prepared, speculative=speculative, persona=persona)
+            return run_chain(slots, prepared, speculative=speculative, persona=persona, on_no_answer=on_no_answer)
         question = query.question
 
         def remember(answer: str) -> None:
             if question.strip() and answer.strip():
                 self.remember(key, question, answer)
 
-        return run_chain(slots, prepared, speculative=speculative, persona=persona, on_complete=remember)
+        return run_chain(slots, prepared, speculative=speculative, persona=persona, on_complete=remember,
+                         on_no_answer=on_no_answer)

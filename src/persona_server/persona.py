@@ -21,7 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from persona_server import secrets
-from persona_server.chain import AnswerStream, run_chain
+from persona_server.chain import ON_NO_ANSWER, AnswerStream, run_chain
 from persona_server.memory import ConversationMemory, MemorySettings, parse_memory_setting
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
@@ -33,13 +33,18 @@ DEFAULT_PERSONA_NAME = "default"
 # The built-in persona served when none is given: offline, no download, always answers. A dictionary first (it
 # only answers dictionary questions), then chit-chat (which leaves factual questions alone), then an apology.
 DEFAULT_SOLVERS: list[str] = [
+    # Strict parsers first: they answer only arithmetic, conversions and the clock, and leave "what is a
+    # prime number" to the dictionary.
+    "persona-solver-math",
+    "persona-solver-units",
+    "persona-solver-clock",
     "ovos-solver-wordnet-plugin",
     "ovos-solver-rivescript-plugin",
     "ovos-solver-failure-plugin",
 ]
 
 # Persona-level settings that are not solver blocks.
-PERSONA_SETTINGS = ("speculative", "memory")
+PERSONA_SETTINGS = ("speculative", "memory", "on_no_answer")
 
 
 class PersonaError(Exception):
@@ -62,6 +67,8 @@ class PersonaSpec:
     source: str = "<built-in>"
     # Per-conversation memory for question solvers (see persona_server.memory); None = off.
     memory: MemorySettings | None = None
+    # When no solver answers: "apology" (the failure solver's lines) or "error" (422, as the original answers).
+    on_no_answer: str = "apology"
 
     def block(self, solver_name: str) -> Any:
         """The config block for a solver, found under its written name, canonical name or any alias."""
@@ -95,6 +102,9 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
         memory = parse_memory_setting(data.get("memory"))
     except ValueError as exc:
         raise PersonaError(source, str(exc)) from None
+    on_no_answer = data.get("on_no_answer", "apology")
+    if on_no_answer not in ON_NO_ANSWER:
+        raise PersonaError(source, "'on_no_answer' must be \"apology\" or \"error\"")
     blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS)}
     secrets.register_config(blocks)
     return PersonaSpec(
@@ -104,6 +114,7 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
         speculative=speculative,
         source=source,
         memory=memory,
+        on_no_answer=on_no_answer,
     )
 
 
@@ -270,8 +281,10 @@ class Persona:
     def stream(self, query: Query) -> AnswerStream:
         query.persona = self.name
         if self.memory is not None:
-            return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name)
-        return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name)
+            return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name,
+                                   on_no_answer=self.spec.on_no_answer)
+        return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name,
+                         on_no_answer=self.spec.on_no_answer)
 
     async def answer(self, query: Query) -> Answer:
         stream = self.stream(query)
@@ -284,4 +297,11 @@ class Persona:
             "source": self.spec.source,
             "ready": self.ready,
             "solvers": [slot.status() for slot in self.slots],
+            "on_no_answer": self.spec.on_no_answer,
         }
+
+    @property
+    def always_answers(self) -> bool:
+        """Whether a solver of the chain answers every question (else some get the `on_no_answer` ending)."""
+        return any(slot.solver is not None and slot.state != "error" and slot.solver.always_answers
+                   for slot in self.slots)

@@ -40,6 +40,8 @@ class Query:
     messages: list[Message]
     lang: str = "en"
     units: Literal["metric", "imperial"] = "metric"
+    # The asker's IANA time zone (the `timezone` extension); None means the persona's or the server's.
+    timezone: str | None = None
     # Generation hints: LLM solvers pass them upstream; the chain applies max_tokens/stop to any answer.
     max_tokens: int | None = None
     temperature: float | None = None
@@ -119,6 +121,7 @@ class Query:
             messages=[Message("user", self.question)], lang=self.lang, units=self.units,
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop,
             user=self.user, persona=self.persona, conversation=self.conversation, origin=self, memory=self.memory,
+            timezone=self.timezone,
         )
 
     @classmethod

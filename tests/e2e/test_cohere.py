@@ -32,6 +32,11 @@ def _personas(root: Path) -> dict[str, dict[str, object]]:
                                          "marker": str(root / "trickle.marker")}},
         "drip.json": {"name": "Drip", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["one", " two"], "interval": 0.5, "timeout": 60}},
+        # Breaks after two pieces; the failure solver behind it must not take over a half-sent answer.
+        "breaks.json": {"name": "Breaks", "solvers": ["test-stream", "ovos-solver-failure-plugin"],
+                        "test-stream": {"pieces": ["One ", "two ", "three."], "interval": 0.05, "fail_after": 2}},
+        "silent.json": {"name": "Silent", "solvers": ["test-fixed"], "test-fixed": {"text": ""},
+                        "on_no_answer": "error"},
     }
 
 
@@ -323,3 +328,32 @@ def test_disconnect_cancels_a_whole_answer(server: ServerProcess) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(server.base_url + "/v1/chat", json={"model": "Slow", "message": "x"}, timeout=0.5)
     assert wait_for_file(server.extra["root"] / "slow.marker") == "cancelled"
+
+
+# -- answers that break off or never come -----------------------------------------------------------------------
+
+
+def test_an_answer_that_breaks_off(server: ServerProcess) -> None:
+    v2 = cohere.ClientV2(api_key="x", base_url=server.base_url)
+    events = list(v2.chat_stream(model="Breaks", messages=user("x")))
+    assert "".join(e.delta.message.content.text for e in events if e.type == "content-delta") == "One two "
+    assert [e.type for e in events[-2:]] == ["content-end", "message-end"]
+    assert events[-1].delta.finish_reason == "ERROR"
+    assert events[-1].delta.error
+    with pytest.raises(ApiError) as caught:
+        v2.chat(model="Breaks", messages=user("x"))
+    assert caught.value.status_code == 502 and caught.value.body["message"] == events[-1].delta.error
+    v1 = cohere.Client(api_key="x", base_url=server.base_url)
+    end = list(v1.chat_stream(model="Breaks", message="x"))[-1]
+    assert (end.event_type, end.finish_reason, end.response.text) == ("stream-end", "ERROR", "One two ")
+    last = list(v1.generate_stream(model="Breaks", prompt="x"))[-1]
+    assert (last.event_type, last.finish_reason, last.err) == ("stream-error", "ERROR", events[-1].delta.error)
+
+
+def test_no_answer_with_on_no_answer_error(server: ServerProcess) -> None:
+    v2 = cohere.ClientV2(api_key="x", base_url=server.base_url)
+    with pytest.raises(cohere.UnprocessableEntityError) as caught:
+        v2.chat(model="Silent", messages=user("x"))
+    assert caught.value.body["message"]
+    events = list(v2.chat_stream(model="Silent", messages=user("x")))
+    assert events[-1].delta.finish_reason == "ERROR" and events[-1].delta.error == caught.value.body["message"]

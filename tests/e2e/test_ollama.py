@@ -210,7 +210,8 @@ def test_latest_tag_matching(server: ServerProcess, model: str) -> None:
         ("/api/show", b'{}', 400, "model is required"),
         ("/api/show", b'{"model": "ghost"}', 404, "model 'ghost' not found"),
         ("/api/embeddings", b'{"model": "echobot", "prompt": "x"}', 501, "embeddings"),
-        ("/api/pull", b'{"model": "x"}', 404, "404 page not found"),
+        ("/api/pull", b'{"model": "x"}', 404, "model 'x' not found"),
+        ("/api/unknown", b'{}', 404, "404 page not found"),
     ],
 )
 def test_errors_are_ollama_errors(server: ServerProcess, path: str, body: bytes, status: int, message: str) -> None:
@@ -257,3 +258,38 @@ def test_disconnect_cancels_a_whole_answer(server: ServerProcess) -> None:
         httpx.post(f"{server.base_url}/api/chat", timeout=0.5,
                    json={"model": "slow", "stream": False, "messages": [{"role": "user", "content": "x"}]})
     assert wait_for(marker) == "cancelled"
+
+
+def test_pull_an_existing_persona_succeeds(client: ollama.Client, server: ServerProcess) -> None:
+    statuses = [part.status for part in client.pull("EchoBot:latest", stream=True)]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    assert client.pull("echobot").status == "success"  # stream=False: one object
+    # A client that pulls before chatting proceeds.
+    assert client.chat(model="EchoBot", messages=[{"role": "user", "content": "hi"}]).message.content
+    raw = httpx.post(server.base_url + "/api/pull", json={"model": "EchoBot"})
+    assert raw.headers["content-type"].startswith("application/x-ndjson")
+    assert [orjson.loads(line)["status"] for line in raw.text.splitlines()][-1] == "success"
+
+
+def test_pull_an_unknown_model_is_404(client: ollama.Client) -> None:
+    for stream in (False, True):
+        with pytest.raises(ollama.ResponseError) as caught:
+            result = client.pull("no-such-model", stream=stream)
+            if stream:
+                list(result)  # type: ignore[arg-type]
+        assert caught.value.status_code == 404 and "no-such-model" in caught.value.error
+
+
+def test_models_cannot_be_created_copied_deleted_or_pushed(client: ollama.Client, server: ServerProcess) -> None:
+    calls = [
+        lambda: client.create(model="new", from_="EchoBot", system="x"),
+        lambda: client.copy("EchoBot", "EchoBot2"),
+        lambda: client.delete("EchoBot"),
+        lambda: client.push("EchoBot"),
+    ]
+    for call in calls:
+        with pytest.raises(ollama.ResponseError) as caught:
+            call()
+        assert caught.value.status_code == 403
+        assert caught.value.error.startswith("personas are files")
+    assert "EchoBot:latest" in [m.model for m in client.list().models]  # still there

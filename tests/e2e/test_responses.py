@@ -136,7 +136,7 @@ def test_previous_response_id_is_refused(client: openai.OpenAI) -> None:
         ({"input": [{"role": "assistant", "content": "only me"}]}, "input"),
         ({"input": ["hi"]}, "input[0]"),
         ({"input": [{"role": "user", "content": 7}]}, "input[0].content"),
-        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 1}]}]}, "input[0].content.0.text"),
+        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 1}]}]}, "input[0].content[0].text"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
     ],
 )

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import HfHubHTTPError, TextGenerationError, ValidationError
+from huggingface_hub.errors import GenerationError, HfHubHTTPError, TextGenerationError, ValidationError
 
 from persona_server.api.tgi import GenerateRequest
 from persona_server.settings import Settings
@@ -32,6 +32,11 @@ def _start(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str],
                                          "marker": str(root / "trickle.marker")}},
         "drip.json": {"name": "Drip", "solvers": ["test-stream"],
                       "test-stream": {"pieces": ["one", " two"], "interval": 0.5, "timeout": 60}},
+        # Breaks after two pieces; the failure solver behind it must not take over a half-sent answer.
+        "breaks.json": {"name": "Breaks", "solvers": ["test-stream", "ovos-solver-failure-plugin"],
+                        "test-stream": {"pieces": ["One ", "two ", "three."], "interval": 0.05, "fail_after": 2}},
+        "silent.json": {"name": "Silent", "solvers": ["test-fixed"], "test-fixed": {"text": ""},
+                        "on_no_answer": "error"},
     }
     args: list[str] = []
     for filename, data in files.items():
@@ -206,3 +211,30 @@ def test_disconnect_cancels_a_whole_answer(server: ServerProcess) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(server.base_url + "/tgi/models/Slow", json={"inputs": "x"}, timeout=0.5)
     assert wait_for_file(server.extra["root"] / "slow.marker") == "cancelled"
+
+
+# -- answers that break off or never come -----------------------------------------------------------------------
+
+
+def test_an_answer_that_breaks_off(server: ServerProcess) -> None:
+    client = InferenceClient(base_url=server.base_url + "/tgi/models/Breaks")
+    received: list[str] = []
+    with pytest.raises(GenerationError) as streamed:
+        for token in client.text_generation("x", stream=True):
+            received.append(token)
+    assert "".join(received) == "One two "
+    with pytest.raises(GenerationError) as whole:
+        client.text_generation("x")
+    assert str(whole.value) == str(streamed.value)
+    cause = whole.value.__cause__
+    assert isinstance(cause, HfHubHTTPError) and cause.response.status_code == 502
+
+
+def test_no_answer_with_on_no_answer_error(server: ServerProcess) -> None:
+    client = InferenceClient(base_url=server.base_url + "/tgi/models/Silent")
+    with pytest.raises(GenerationError) as whole:
+        client.text_generation("x")
+    cause = whole.value.__cause__
+    assert isinstance(cause, HfHubHTTPError) and cause.response.status_code == 422
+    with pytest.raises(GenerationError):
+        list(client.text_generation("x", stream=True))

@@ -138,3 +138,21 @@ def test_local_llm_example_answers_offline(tmp_path: Path) -> None:
     answer = json.loads(result.stdout)
     assert answer["solver"] == "ovos-solver-gguf-plugin", answer
     assert "paris" in answer["answer"].lower(), answer
+
+
+def test_a_truncated_upstream_answer_is_not_a_stop(upstream: Upstream, client: openai.OpenAI,
+                                                   server: ServerProcess) -> None:
+    # Streamed: the text that came, then an error the client raises on, never finish_reason "stop".
+    upstream.script(Reply(tokens=["Half", " an", " answer"], drop_after=2), model="plain")
+    received: list[str] = []
+    with pytest.raises(openai.APIError, match="broke off"):
+        for chunk in client.chat.completions.create(model="Plain", stream=True, messages=[
+                {"role": "user", "content": "Say something"}]):
+            assert chunk.choices[0].finish_reason is None
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "Half an"
+    # Whole: a 502, not the fragment passed off as an answer.
+    upstream.script(Reply(tokens=["Half", " an", " answer"], unfinished=True), model="plain")
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="Plain", messages=[{"role": "user", "content": "Say something"}])
+    assert "ended before it was finished" in server.log()

@@ -9,6 +9,7 @@ import time
 import orjson
 import pytest
 
+from persona_server.chain import AnswerFailed
 from persona_server.query import Message, Query, Source
 from persona_server.solvers.grounding import GROUNDING_INSTRUCTION
 
@@ -101,8 +102,9 @@ async def test_legacy_prompt_keys(upstream: Upstream, make_persona: MakePersona,
         (Reply(tokens=[]), ""),
         (Reply(tokens=[" ", "\n"]), ""),
         (Reply(tokens=[], bad_json=True), "malformed"),
+        (Reply(tokens=[], unfinished=True), "ended before it was finished"),
     ],
-    ids=["500", "401-echoing-key", "hang", "silent-after-headers", "empty", "blank", "bad-json"],
+    ids=["500", "401-echoing-key", "hang", "silent-after-headers", "empty", "blank", "bad-json", "unfinished"],
 )
 async def test_upstream_failure_falls_through(
     upstream: Upstream, make_persona: MakePersona, caplog: pytest.LogCaptureFixture, reply: Reply, why: str
@@ -126,6 +128,30 @@ async def test_connection_refused_falls_through(make_persona: MakePersona,
     assert (answer.text, answer.solver) == ("fallback", FAILURE)
     assert "cannot reach the upstream" in caplog.text
     assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        (Reply(tokens=["It", " was", " a", " dark"], drop_after=2), "connection broke mid-answer"),
+        (Reply(tokens=["It", " was"], unfinished=True), "ended before it was finished"),
+        (Reply(tokens=["It", " was", " a"], hang_after=2), "failed mid-answer"),
+    ],
+    ids=["dropped", "no-done", "silent"],
+)
+async def test_an_answer_cut_short_is_a_failure_not_a_stop(
+    upstream: Upstream, make_persona: MakePersona, caplog: pytest.LogCaptureFixture, reply: Reply, why: str
+) -> None:
+    upstream.script(reply, reply)
+    persona = await make_persona(llm_persona(upstream, timeout=0.5))
+    received: list[str] = []
+    with pytest.raises(AnswerFailed):
+        async for piece in persona.stream(Query.from_text("Tell me a story")):
+            received.append(piece)
+    assert received == ["It", " was"]  # what came, and no fallback after it
+    assert why in caplog.text and "failed mid-answer" in caplog.text
+    with pytest.raises(AnswerFailed):
+        await persona.answer(Query.from_text("Tell me a story"))
 
 
 @pytest.mark.parametrize("reply", [Reply(tokens=["One", " piece"], stream=False),

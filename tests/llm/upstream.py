@@ -2,9 +2,9 @@
 
 Each request to `/v1/chat/completions` is answered by the next `Reply` scripted for its `model` (or for any
 model), else by `default`. A reply streams its tokens with a controllable delay, or fails in a chosen way (an
-HTTP status, malformed JSON, a hang, an empty answer), or asks for tool calls. Every request is recorded (body,
-headers, arrival time) together with the moment each token was written, so tests can compare the upstream's
-timing with what a client received.
+HTTP status, malformed JSON, a hang, an empty answer, a dropped connection, a stream that stops without
+finishing), or asks for tool calls. Every request is recorded (body, headers, arrival time) together with the
+moment each token was written, so tests can compare the upstream's timing with what a client received.
 
     with Upstream() as upstream:
         upstream.script(Reply(tokens=["Hel", "lo"], delay=0.05))
@@ -52,6 +52,8 @@ class Reply:
     tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (function name, JSON arguments)
     stream: bool | None = None  # None: as the request asks; False: one JSON body even to a streaming request
     blank_lines: bool = True  # False: leave out the blank line between SSE events
+    drop_after: int | None = None  # stream this many tokens, then drop the connection mid-body
+    unfinished: bool = False  # end the stream cleanly after the tokens, but with no finish_reason and no [DONE]
 
 
 @dataclass
@@ -151,10 +153,16 @@ class Upstream:
         for index, token in enumerate(reply.tokens):
             if reply.hang_after is not None and index >= reply.hang_after:
                 await asyncio.sleep(3600)
+            if reply.drop_after is not None and index >= reply.drop_after:
+                # Raised after the headers went out, so uvicorn aborts the connection: no final chunk.
+                raise DroppedOnPurpose
             if index and reply.delay:
                 await asyncio.sleep(reply.delay)
             record.token_times.append(time.monotonic())
             yield b"data: " + orjson.dumps(_chunk({"content": token})) + end
+        if reply.unfinished:
+            record.finished = time.monotonic()
+            return
         if reply.bad_json:
             yield b"data: {this is not json" + end
         for index, (name, arguments) in enumerate(reply.tool_calls):
@@ -169,6 +177,10 @@ class Upstream:
         yield b"data: " + orjson.dumps(_chunk({}, finish)) + end
         record.finished = time.monotonic()
         yield b"data: [DONE]" + end
+
+
+class DroppedOnPurpose(Exception):
+    """Ends a scripted stream by dropping its connection (`Reply.drop_after`)."""
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

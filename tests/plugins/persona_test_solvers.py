@@ -63,10 +63,12 @@ class StreamOptions(SolverOptions):
     pieces: list[str] = []
     interval: float = 0.1
     marker: str | None = None
+    fail_after: int | None = None
 
 
 class StreamSolver(Solver):
-    """Yields `pieces` with `interval` seconds between them; writes 'cancelled' to `marker` when cancelled."""
+    """Yields `pieces` with `interval` seconds between them; writes 'cancelled' to `marker` when cancelled;
+    raises after `fail_after` pieces when set."""
 
     name = "test-stream"
     Options = StreamOptions
@@ -74,7 +76,9 @@ class StreamSolver(Solver):
 
     async def stream(self, query: Query) -> AsyncIterator[Piece]:
         try:
-            for piece in self.options.pieces:
+            for index, piece in enumerate(self.options.pieces):
+                if index == self.options.fail_after:
+                    raise RuntimeError("this stream fails on purpose")
                 yield piece
                 await asyncio.sleep(self.options.interval)
         except (asyncio.CancelledError, GeneratorExit):

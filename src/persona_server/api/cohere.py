@@ -11,7 +11,6 @@ Cohere model's safety preamble, and a persona has its own rules.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -21,10 +20,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_model, server_state
-from persona_server.api.errors import APIError, json_error, register_error_format
+from persona_server.api.errors import APIError, answer_error, json_error, register_error_format
 from persona_server.api.streaming import (
     SSE_HEADERS,
     SSE_PING,
+    StreamFailure,
     sse_named_event,
     stop_reason,
     unless_disconnected,
@@ -35,8 +35,6 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
-
-log = logging.getLogger(__name__)
 
 MAX_MESSAGES = 1000
 MAX_STOP_SEQUENCES = 5  # as Cohere allows
@@ -218,12 +216,11 @@ async def _v2_events(stream: AnswerStream, answer_id: str, prompt_tokens: int,
     try:
         async for words in word_chunks(stream, ping_interval):
             yield SSE_PING if words is None else b"".join(_delta(word) for word in words)
-    except Exception:
-        # The answer broke off: say so in Cohere's terms rather than ending as if it were complete.
-        log.exception("a Cohere v2 stream failed mid-answer")
+    except StreamFailure as exc:
+        # The answer broke off (or never came): say so in Cohere's terms rather than ending as if complete.
         yield _CONTENT_END + sse_named_event("message-end", {
             "type": "message-end",
-            "delta": {"finish_reason": "ERROR", "error": "The answer failed before it was complete.",
+            "delta": {"finish_reason": "ERROR", "error": answer_error(exc).message,
                       "usage": usage(prompt_tokens, stream.tokens)},
         })
         return

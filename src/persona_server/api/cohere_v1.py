@@ -10,7 +10,6 @@ Generate answers `prompt` `num_generations` times; as Cohere does, its `stop_seq
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -34,14 +33,13 @@ from persona_server.api.cohere import (
     usage,
 )
 from persona_server.api.context import json_response, new_id, read_model, server_state
-from persona_server.api.streaming import unless_disconnected, word_chunks
+from persona_server.api.errors import answer_error
+from persona_server.api.streaming import StreamFailure, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
-
-log = logging.getLogger(__name__)
 
 STREAM_JSON = "application/stream+json"
 # JSON lines have no comments; the SDK skips empty lines, so one keeps an idle stream alive.
@@ -130,10 +128,10 @@ class _Chat:
                 parts.extend(words)
                 yield b"".join(_line({"is_finished": False, "event_type": "text-generation", "text": word})
                                for word in words)
-        except Exception:
-            log.exception("a Cohere v1 chat stream failed mid-answer")
+        except StreamFailure as exc:
             response = self.response("".join(parts))
             response["finish_reason"] = "ERROR"
+            response["error"] = answer_error(exc).message
             yield _line({"is_finished": True, "event_type": "stream-end", "finish_reason": "ERROR",
                          "response": response})
             return
@@ -230,10 +228,9 @@ async def _generate_lines(persona: Persona, query: Query, body: GenerateRequest,
                 parts.extend(words)
                 yield b"".join(_line({"text": word, "is_finished": False, "event_type": "text-generation",
                                       "index": index}) for word in words)
-        except Exception:
-            log.exception("a Cohere generate stream failed mid-answer")
+        except StreamFailure as exc:
             yield _line({"event_type": "stream-error", "index": index, "is_finished": True, "finish_reason": "ERROR",
-                         "err": "The answer failed before it was complete."})
+                         "err": answer_error(exc).message})
             return
         text = "".join(parts)
         full = body.with_stop(text, stream)

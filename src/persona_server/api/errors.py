@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from persona_server.chain import AnswerFailed, NoAnswer
+
 log = logging.getLogger(__name__)
 
 ERROR_TYPES = {
@@ -31,6 +33,7 @@ ERROR_TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
+    502: "server_error",
     503: "server_error",
 }
 
@@ -115,16 +118,67 @@ def error_response(request: Request, error: APIError) -> Response:
     return error_for_path(request.url.path, error, request.method)
 
 
-def from_validation_error(exc: ValidationError) -> APIError:
-    """The first problem of a request body, named by its JSON path; never echoes the submitted value."""
-    first = exc.errors(include_input=False, include_url=False)[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
+def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError:
+    """The telling problem of a request body, named by its path as the client wrote it (`stop[4]`,
+    `messages[0].content`, under `prefix`); never echoes the submitted value.
+
+    Pydantic reports a union's mismatch once per branch, with the branch in the path (`stop.str`,
+    `stop.list[str]`); the branch that got furthest is the one the client meant, and branch names are dropped.
+    """
+    errors = exc.errors(include_input=False, include_url=False)
+    located = [(_client_path(error["loc"]), error) for error in errors]
+    path, first = max(located, key=lambda pair: (_depth(pair[1]["loc"]), not pair[1]["type"].endswith("_type")))
     message = first["msg"]
+    if first["type"].endswith("_type"):
+        # Every branch refused the value's type: say what each would take ("a valid string or a valid array").
+        kinds = [e["msg"].removeprefix("Input should be ") for p, e in located
+                 if p == path and e["type"].endswith("_type")]
+        message = "Input should be " + " or ".join(dict.fromkeys(kinds))
+    elif first["type"] == "too_long" and "max_length" in first.get("ctx", {}):
+        # Name the first item too many, as the client wrote it.
+        ctx = first["ctx"]
+        message = f"at most {ctx['max_length']} items are allowed, got {ctx.get('actual_length', 'more')}"
+        path = f"{path}[{ctx['max_length']}]"
+    param = (f"{prefix}.{path}" if path and not path.startswith("[") else prefix + path) if prefix else path
+    param = param or None
     if first["type"] == "missing":
         message = f"'{param}' is a required property"
     elif param:
         message = f"Invalid value for '{param}': {message}"
     return APIError(400, message, param=param, code="invalid_value" if first["type"] != "missing" else None)
+
+
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "none", "list", "dict", "bytes"})
+
+
+def _is_branch(part: str | int) -> bool:
+    """A union branch's name in an error path (`str`, `list[str]`, `ContentPart`), not a field name."""
+    return isinstance(part, str) and (part in _TYPE_NAMES or not part.isidentifier() or part[:1].isupper())
+
+
+def _depth(loc: tuple[str | int, ...]) -> int:
+    return sum(1 for part in loc if not _is_branch(part))
+
+
+def _client_path(loc: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _is_branch(part):
+            path += f".{part}" if path else part
+    return path
+
+
+def answer_error(exc: AnswerFailed | NoAnswer) -> APIError:
+    """A chain that ended without a whole answer, as a client error: one rule for every protocol.
+
+    No solver answered (`"on_no_answer": "error"`): 422, as the original server answers. The answering solver
+    failed midway: 502, the answer's source failed; a stream gets the same error as its last event.
+    """
+    if isinstance(exc, NoAnswer):
+        return APIError(422, str(exc), code="no_answer")
+    return APIError(502, str(exc), code="solver_failed")
 
 
 def parse_json(body: bytes) -> Any:
@@ -153,6 +207,11 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     return error_response(request, exc)
+
+
+async def answer_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AnswerFailed | NoAnswer)
+    return error_response(request, answer_error(exc))
 
 
 async def client_gone_handler(request: Request, exc: Exception) -> Response:

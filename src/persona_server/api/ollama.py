@@ -30,13 +30,15 @@ from starlette.routing import Route
 from persona_server import __version__
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.streaming import unless_disconnected, word_chunks
+from persona_server.api.schemas import Lenient
+from persona_server.api.streaming import ending_cleanly, ndjson_error, unless_disconnected, word_chunks
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
+from persona_server.timezones import TimezoneName
 
 # The Ollama API version we follow; clients use /api/version to decide which features they may use.
 OLLAMA_VERSION = "0.6.3"
@@ -51,7 +53,8 @@ class _Body(BaseModel):
 
 
 class Options(_Body):
-    num_predict: int | None = None
+    # Ollama's Go server takes 50.0 for an integer option, as OpenAI does.
+    num_predict: Annotated[int, Lenient] | None = None
     stop: str | list[str] | None = None
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -80,6 +83,7 @@ class _Generation(_Body):
     user: str | None = None
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     def query(self, messages: list[Message], settings: Settings) -> Query:
         options = self.options or Options()
@@ -92,6 +96,7 @@ class _Generation(_Body):
             top_p=options.top_p,
             stop=options.stop_list(),
             user=self.user or None,
+            timezone=self.timezone,
         )
 
 
@@ -212,7 +217,8 @@ class _Answer:
 async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
     if stream:
         settings: Settings = server_state(request).settings
-        return StreamingResponse(answer.lines(settings.ping_interval), media_type=NDJSON)
+        return StreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
+                                 media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
     return json_response(answer.final(text))
 

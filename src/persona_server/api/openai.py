@@ -23,6 +23,8 @@ from persona_server.api.streaming import (
     SSE_DONE,
     SSE_HEADERS,
     SSE_PING,
+    ending_cleanly,
+    sse_error,
     sse_event,
     unless_disconnected,
     word_chunks,
@@ -103,7 +105,7 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
@@ -190,7 +192,7 @@ async def completions(request: Request) -> Response:
     if body.stream:
         events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
                                     settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [

@@ -28,12 +28,21 @@ from starlette.routing import Route
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
-from persona_server.api.streaming import SSE_HEADERS, SSE_PING, unless_disconnected, word_chunks
+from persona_server.api.schemas import Lenient
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    SSE_PING,
+    StreamFailure,
+    responses_error,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
+from persona_server.timezones import TimezoneName
 
 _ROLES = ("user", "assistant", "system", "developer")
 _TEXT_PARTS = ("input_text", "output_text", "text")
@@ -50,7 +59,7 @@ class ContentPart(_Body):
 
 
 class InputItem(_Body):
-    type: str = "message"
+    type: Annotated[str, Lenient] = "message"
     role: str | None = None
     content: str | list[ContentPart] | None = None
 
@@ -64,11 +73,11 @@ class InputItem(_Body):
 
 
 class ResponsesRequest(_Body):
-    model: str = ""
+    model: Annotated[str, Lenient] = ""
     # Items are validated one by one (see `items`), so an error names the item: `input[2].role`.
     input: str | list[Any]
     instructions: str | None = None
-    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1), Lenient] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     user: str | None = None
@@ -81,6 +90,7 @@ class ResponsesRequest(_Body):
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     @field_validator("input", mode="before")
     @classmethod
@@ -98,12 +108,7 @@ class ResponsesRequest(_Body):
             try:
                 items.append(InputItem.model_validate(raw))
             except ValidationError as exc:
-                # The deepest error is the telling one: a union's other branch only says "not a string".
-                error = max(exc.errors(include_input=False, include_url=False), key=lambda e: len(e["loc"]))
-                where = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("str", "list[")))
-                param = f"input[{index}].{where}" if where else f"input[{index}]"
-                raise APIError(400, f"Invalid value for '{param}': {error['msg']}", param=param,
-                               code="invalid_value") from None
+                raise from_validation_error(exc, prefix=f"input[{index}]") from None
         return items
 
     def messages(self) -> list[Message]:
@@ -132,6 +137,7 @@ class ResponsesRequest(_Body):
             temperature=self.temperature,
             top_p=self.top_p,
             user=self.user or self.safety_identifier or None,
+            timezone=self.timezone,
         )
 
 
@@ -175,7 +181,7 @@ class _Response:
         return {"id": self.item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
     def response(self, status: str, output: list[dict[str, Any]], stream: AnswerStream | None = None,
-                 ) -> dict[str, Any]:
+                 error: dict[str, str] | None = None) -> dict[str, Any]:
         body = self.body
         incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
         out: dict[str, Any] = {
@@ -184,7 +190,7 @@ class _Response:
             "created_at": self.created_at,
             "status": status,
             "background": False,
-            "error": None,
+            "error": error,
             "incomplete_details": incomplete,
             "instructions": body.instructions,
             "max_output_tokens": body.max_output_tokens,
@@ -258,12 +264,22 @@ async def _events(built: _Response, stream: AnswerStream, ping_interval: float) 
     yield event("response.output_item.added", output_index=0, item=built.item("in_progress", []))
     yield event("response.content_part.added", **where, part=built.part("", []))
     parts: list[str] = []
-    async for words in word_chunks(stream, ping_interval):
-        if words is None:
-            yield SSE_PING
-            continue
-        parts.extend(words)
-        yield b"".join(event("response.output_text.delta", **where, delta=word, logprobs=[]) for word in words)
+    chunks = word_chunks(stream, ping_interval)
+    try:
+        async for words in chunks:
+            if words is None:
+                yield SSE_PING
+                continue
+            parts.extend(words)
+            yield b"".join(event("response.output_text.delta", **where, delta=word, logprobs=[]) for word in words)
+    except StreamFailure as exc:
+        # What was sent stays in the output, marked incomplete; the client's stream helper raises on a failed
+        # response (it never sees response.completed).
+        item = built.item("incomplete", [built.part("".join(parts), [])])
+        yield event("response.failed", response=built.response("failed", [item], stream, responses_error(exc)))
+        return
+    finally:
+        await chunks.aclose()
     text = "".join(parts)
     status, part, item = built.finished(stream, text)
     yield event("response.output_text.done", **where, text=text, logprobs=[])

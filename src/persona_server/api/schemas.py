@@ -1,17 +1,34 @@
 """Request bodies of the OpenAI-compatible routes, validated strictly: a wrong type is a 400, not a guess.
 
 Fields we do not use (`presence_penalty`, `tools`, ...) are accepted and ignored, as OpenAI's own clients send
-them routinely.
+them routinely. What OpenAI accepts is accepted: `null` for any optional field (it means the default), and an
+integral float (`4.0`) where an integer is meant; `4.5` there is a 400.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticUseDefault
 
 from persona_server.api.errors import APIError
 from persona_server.query import Message, Query
+from persona_server.timezones import TimezoneName
+
+
+def _lenient(value: Any) -> Any:
+    """`null` means the field's default; JSON has one number type, so 4.0 is the integer 4 (strict mode alone
+    refuses both). One cheap check per field present, and only on the fields annotated with it."""
+    if value is None:
+        raise PydanticUseDefault()
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# Annotate a field with this (`Annotated[int, Lenient]`) to accept null and integral floats as OpenAI does.
+Lenient = BeforeValidator(_lenient)
 
 
 class _Request(BaseModel):
@@ -39,18 +56,18 @@ class ChatMessage(_Request):
 
 
 class StreamOptions(_Request):
-    include_usage: bool = False
+    include_usage: Annotated[bool, Lenient] = False
 
 
 Stop = str | Annotated[list[str], Field(max_length=4)] | None
-PositiveInt = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1), Lenient]
 
 
 class _Generation(_Request):
-    model: str = ""
-    stream: bool = False
+    model: Annotated[str, Lenient] = ""
+    stream: Annotated[bool, Lenient] = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=16)] = 1
+    n: Annotated[int, Field(ge=1, le=16), Lenient] = 1
     stop: Stop = None
     max_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -59,6 +76,7 @@ class _Generation(_Request):
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
+    timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
 
     @property
     def include_usage(self) -> bool:
@@ -79,6 +97,7 @@ class _Generation(_Request):
             top_p=self.top_p,
             stop=self.stop_list(),
             user=self.user,
+            timezone=self.timezone,
         )
 
     def token_limit(self) -> int | None:
@@ -97,8 +116,8 @@ class ChatCompletionRequest(_Generation):
 
 
 class CompletionRequest(_Generation):
-    prompt: str | list[str] = ""
-    echo: bool = False
+    prompt: Annotated[str | list[str], Lenient] = ""
+    echo: Annotated[bool, Lenient] = False
     suffix: str | None = None
 
     @field_validator("prompt", mode="before")

@@ -1,15 +1,21 @@
-"""Streaming helpers shared by the wire protocols: SSE framing and keep-alive pings."""
+"""Streaming helpers shared by the wire protocols: SSE framing, keep-alive pings, and errors mid-stream.
+
+Once a stream has begun, its status line is sent: an answer that breaks off (`AnswerFailed`) or never comes
+(`NoAnswer`) ends the stream with an error in the protocol's own format instead, which each client raises on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
 
+from persona_server.api.errors import APIError, answer_error, openai_error_body
+from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.deadlines import Deadline
 from persona_server.text import split_pieces
 
@@ -45,6 +51,42 @@ def stop_reason(answer: Finished, *, end: str, length: str, stop_sequence: str) 
     if answer.finish_reason == "length":
         return length
     return stop_sequence if answer.stop_sequence is not None else end
+
+
+# What a stream's answer may end with instead of its last piece.
+StreamFailure = (AnswerFailed, NoAnswer)
+
+
+def sse_error(exc: AnswerFailed | NoAnswer) -> bytes:
+    """OpenAI chat/completions streams: an event whose data has `error` (the `openai` client raises APIError on
+    it), then the end marker."""
+    return sse_event(openai_error_body(answer_error(exc))) + SSE_DONE
+
+
+def ndjson_error(exc: AnswerFailed | NoAnswer) -> bytes:
+    """Ollama streams: a line `{"error": "..."}` (the `ollama` client raises ResponseError on it)."""
+    return orjson.dumps({"error": answer_error(exc).message}) + b"\n"
+
+
+def responses_error(exc: AnswerFailed | NoAnswer) -> dict[str, str]:
+    """The Responses API's `error` of a `response.failed` response object."""
+    error: APIError = answer_error(exc)
+    return {"code": "server_error" if error.status >= 500 else (error.code or "server_error"),
+            "message": error.message}
+
+
+async def ending_cleanly(events: AsyncIterator[bytes],
+                         render: Callable[[AnswerFailed | NoAnswer], bytes]) -> AsyncIterator[bytes]:
+    """A protocol's stream, ended by `render(failure)` (its error event and end marker) when the answer fails."""
+    try:
+        async for event in events:
+            yield event
+    except StreamFailure as exc:
+        yield render(exc)
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:

@@ -12,7 +12,6 @@ Errors are TGI's `{"error", "error_type"}`; an invalid request is 422 (`validati
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -23,24 +22,33 @@ from starlette.routing import Route
 
 from persona_server import __version__
 from persona_server.api.context import json_response, read_model, server_state
-from persona_server.api.errors import APIError, json_error, register_error_format
-from persona_server.api.streaming import SSE_HEADERS, SSE_PING, sse_event, stop_reason, unless_disconnected, with_pings
+from persona_server.api.errors import APIError, answer_error, json_error, register_error_format
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    SSE_PING,
+    StreamFailure,
+    sse_event,
+    stop_reason,
+    unless_disconnected,
+    with_pings,
+)
 from persona_server.chain import AnswerStream
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens, tokenize
 
-log = logging.getLogger(__name__)
-
 MAX_STOP_SEQUENCES = 4  # TGI's default --max-stop-sequences
 _ERROR_TYPES = {400: "validation", 401: "authentication", 403: "authentication", 404: "not_found",
                 413: "validation", 422: "validation", 429: "overloaded"}
+_ANSWER_CODES = frozenset({"no_answer", "solver_failed"})
 
 
 def tgi_error(error: APIError) -> Response:
     status = 422 if error.status == 400 else error.status  # TGI rejects every invalid request with 422
-    body = {"error": error.message, "error_type": _ERROR_TYPES.get(status, "generation")}
+    # An answer that failed or never came is the generation's fault, not the request's (answer_error).
+    kind = "generation" if error.code in _ANSWER_CODES else _ERROR_TYPES.get(status, "generation")
+    body = {"error": error.message, "error_type": kind}
     return json_error(body, APIError(status, error.message))
 
 
@@ -178,9 +186,8 @@ class _Generation:
                                           "generated_text": None, "details": None, "top_tokens": None})
                                for i, token in enumerate(tokens))
                 position += len(tokens)
-        except Exception:
-            log.exception("a TGI stream failed mid-answer")
-            yield sse_event({"error": "The answer failed before it was complete.", "error_type": "generation"})
+        except StreamFailure as exc:
+            yield sse_event({"error": answer_error(exc).message, "error_type": "generation"})
             return
         # The end of the answer, as TGI's end-of-sequence token: special, and with no text of its own.
         yield sse_event({

@@ -95,6 +95,8 @@ class Solver:
     chat: ClassVar[bool] = False
     # Look-up solvers are cheap and idempotent: the chain may start them before their turn.
     speculative: ClassVar[bool] = False
+    # Answers every question (the failure solver): a chain without one may find no answer.
+    always_answers: ClassVar[bool] = False
     default_timeout: ClassVar[float] = 10.0
     Options: ClassVar[type[SolverOptions]] = SolverOptions
 

@@ -24,6 +24,11 @@ def dialogs(lang: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip())
 
 
+def apology(lang: str) -> str:
+    """A shipped failure line in `lang` (English when there are none): what a chain says when nobody answered."""
+    return random.choice(dialogs(lang) or dialogs(FALLBACK_LANG))
+
+
 class FailureOptions(SolverOptions):
     answers: list[str] | None = Field(
         default=None, description="lines to choose from instead of the shipped dialogs (any language)"
@@ -34,10 +39,10 @@ class FailureSolver(Solver):
     name = "ovos-solver-failure-plugin"
     description = "Always answers, with an apology from per-language dialogs."
     default_timeout = 1.0
+    always_answers = True
     Options = FailureOptions
     options: FailureOptions
 
     async def answer(self, query: Query) -> str:
         custom = [a for a in self.options.answers or [] if a.strip()]
-        lines = custom or dialogs(query.lang_code) or dialogs(FALLBACK_LANG)
-        return random.choice(lines)
+        return random.choice(custom) if custom else apology(query.lang_code)

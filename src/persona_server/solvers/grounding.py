@@ -197,9 +197,19 @@ _UNSAFE = re.compile(r"[^a-zA-Z0-9_]+")
 _NOISE = re.compile(r"^(ovos|persona)_solver_(plugin_)?|_plugin$|^ovos_")
 
 
+# Tools that are not searches: their function names, and what their one argument should say.
+NAMED_TOOLS: dict[str, tuple[str, str]] = {
+    "persona-solver-math": ("calculate", "the arithmetic question or expression, e.g. '15% of 80' or '(3+4)*2'"),
+    "persona-solver-units": ("convert_units", "the conversion, e.g. '30 celsius to fahrenheit' or '5 miles in km'"),
+    "persona-solver-clock": ("current_time", "the question, e.g. 'what time is it in Tokyo' or 'what day is it'"),
+}
+
+
 def tool_name(name: str) -> str:
     """An OpenAI function name for a solver: "ovos-solver-plugin-wikipedia" -> "search_wikipedia"."""
     canonical = registry.canonical_name(name)
+    if canonical in NAMED_TOOLS:
+        return NAMED_TOOLS[canonical][0]
     short = [alias for alias, target in registry.ALIASES.items() if target == canonical]
     base = min(short, key=len) if short else name
     base = _NOISE.sub("", _UNSAFE.sub("_", base).strip("_").lower()) or "solver"
@@ -208,6 +218,8 @@ def tool_name(name: str) -> str:
 
 def tool_spec(name: str, helper: Helper) -> dict[str, Any]:
     description = type(helper.solver).description or f"Ask the {helper.name} solver."
+    named = NAMED_TOOLS.get(registry.canonical_name(helper.solver.name))
+    argument = named[1] if named else "the question or search terms"
     return {
         "type": "function",
         "function": {
@@ -215,7 +227,7 @@ def tool_spec(name: str, helper: Helper) -> dict[str, Any]:
             "description": f"{description} Returns a short text answer.",
             "parameters": {
                 "type": "object",
-                "properties": {"query": {"type": "string", "description": "the question or search terms"}},
+                "properties": {"query": {"type": "string", "description": argument}},
                 "required": ["query"],
             },
         },
@@ -248,7 +260,7 @@ def tool_query(arguments: str, query: Query) -> Query:
         text = parsed
     text = text.strip() or query.question
     return Query(messages=[Message("user", text)], lang=query.lang, units=query.units, persona=query.persona,
-                 conversation=query.conversation_id)
+                 conversation=query.conversation_id, timezone=query.timezone)
 
 
 async def ground(helpers: Sequence[Helper], query: Query) -> tuple[str | None, list[Source]]:

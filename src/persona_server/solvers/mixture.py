@@ -114,7 +114,7 @@ class MixtureSolver(Solver):
             messages=[Message("system", JUDGE_INSTRUCTION), *query.history, Message("user", prompt)],
             lang=query.lang, units=query.units, max_tokens=query.max_tokens, temperature=query.temperature,
             top_p=query.top_p, stop=list(query.stop), user=query.user, persona=query.persona,
-            conversation=query.conversation_id,
+            conversation=query.conversation_id, timezone=query.timezone,
         )
         solver = self._judge.solver
         if not solver.chat:

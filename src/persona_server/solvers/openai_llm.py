@@ -14,8 +14,10 @@ client's instructions, read after it, can refine it. User and assistant turns fo
 A request's `max_tokens`, `temperature`, `top_p` and `stop` override the config's. Deltas are passed on exactly
 as the upstream sends them: nothing is held back until a sentence ends, nothing is dropped at the end. Any
 upstream trouble (an HTTP error status, a malformed stream, no connection, silence past `timeout`, an empty
-answer) raises or yields nothing, so the chain moves on to the next solver. The key travels only in the
-Authorization header and never appears in an error or a log line.
+answer) raises or yields nothing, so the chain moves on to the next solver; a stream that ends without `[DONE]`
+or a finish_reason, or whose connection drops, is a failure, never a whole answer. The key travels only in the
+Authorization header and never appears in an error or a log line; credentials in `api_url`
+(`http://user:pass@host/v1`) are taken out of the URL, sent as Basic auth when no `key` is set, and masked too.
 
 Grounding: `context_solvers: [names]` runs those solvers for the question, all at once, before the LLM is asked,
 and puts their answers into the system message with an instruction to rely on them; their sources become the
@@ -84,6 +86,7 @@ class Turn:
 
     text: list[str] = field(default_factory=list)
     tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+    finished: bool = False  # the upstream said why it stopped (finish_reason): the stream was not cut off
 
 
 class OpenAISolver(Solver):
@@ -103,7 +106,15 @@ class OpenAISolver(Solver):
             secrets.register(self.options.key)
         self._context_helpers: list[grounding.Helper] = []
         self._tools: dict[str, grounding.Helper] = {}
-        base = self.options.api_url.strip().rstrip("/")
+        # Credentials in the URL (`http://user:pass@host/v1`) leave it: httpx would send them in place of the key.
+        # They are Basic auth when no key is set, and masked like any secret.
+        base, user, password = secrets.split_url_credentials(self.options.api_url.strip())
+        self._basic: str | None = None
+        if user is not None:
+            secrets.register_url_credentials(self.options.api_url.strip())
+            if not self.options.key:
+                self._basic = secrets.basic_credentials(user, password)
+        base = base.rstrip("/")
         self._url = base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
     @property
@@ -217,6 +228,8 @@ class OpenAISolver(Solver):
         headers = {"Accept": "text/event-stream"}
         if self.options.key:
             headers["Authorization"] = f"Bearer {self.options.key}"
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
         timeout = httpx.Timeout(self.upstream_timeout, connect=min(self.options.connect_timeout,
                                                                    self.upstream_timeout))
         try:
@@ -242,9 +255,14 @@ class OpenAISolver(Solver):
                     if text:
                         turn.text.append(text)
                         yield text
+                # A stream that ends with neither `[DONE]` nor a finish_reason was cut off: not a whole answer.
+                if not turn.finished:
+                    raise UpstreamError("the upstream's answer ended before it was finished")
         except httpx.TimeoutException:
             raise UpstreamError(f"the upstream sent nothing for {self.upstream_timeout:g} s") from None
         except httpx.HTTPError as exc:
+            if turn.text:
+                raise UpstreamError(f"the upstream connection broke mid-answer: {type(exc).__name__}") from None
             raise UpstreamError(f"cannot reach the upstream: {type(exc).__name__}") from None
 
     def _status_message(self, response: httpx.Response) -> str:
@@ -277,6 +295,8 @@ class OpenAISolver(Solver):
         choices = chunk.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             return ""  # usage chunks, keep-alives
+        if choices[0].get("finish_reason"):
+            turn.finished = True
         delta = choices[0].get("delta") or {}
         for call in delta.get("tool_calls") or []:
             slot = turn.tool_calls.setdefault(call.get("index", len(turn.tool_calls)), ToolCall())

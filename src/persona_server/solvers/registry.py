@@ -30,6 +30,9 @@ BUILTINS: dict[str, str] = {
     "ovos-solver-openai-plugin": "persona_server.solvers.openai_llm:OpenAISolver",
     "ovos-solver-gguf-plugin": "persona_server.solvers.gguf:GGUFSolver",
     "persona-solver-mixture": "persona_server.solvers.mixture:MixtureSolver",
+    "persona-solver-math": "persona_server.solvers.arithmetic:MathSolver",
+    "persona-solver-units": "persona_server.solvers.units:UnitsSolver",
+    "persona-solver-clock": "persona_server.solvers.clock:ClockSolver",
 }
 
 # Other names the same solvers go by in published persona files and OpenVoiceOS documentation.
@@ -48,6 +51,9 @@ ALIASES: dict[str, str] = {
     "openai": "ovos-solver-openai-plugin",
     "gguf": "ovos-solver-gguf-plugin",
     "mixture": "persona-solver-mixture",
+    "math": "persona-solver-math",
+    "units": "persona-solver-units",
+    "clock": "persona-solver-clock",
 }
 
 

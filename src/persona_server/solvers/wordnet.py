@@ -171,9 +171,21 @@ class Dictionary:
                 totals.append((-total, order, pos))
         return [pos for *_, pos in sorted(totals)]
 
+    def _pos_for_definition(self, term: str) -> list[str]:
+        """Parts of speech for "define X": by use, but the noun first when its main sense is used at least
+        half as often as the leading part's ("define love" means the emotion, "define run" the verb)."""
+        order = self._pos_by_use(term)
+        if NOUN in order and order[0] != NOUN:
+            noun = self._ranked(term, NOUN)[0][1].count()
+            leading = self._ranked(term, order[0])[0][1].count()
+            if noun * 2 >= leading and noun > 0:
+                order.remove(NOUN)
+                order.insert(0, NOUN)
+        return order
+
     def define(self, term: str, *, nouns_only: bool = False) -> Definition | None:
         with self._lock:
-            for pos in [NOUN] if nouns_only else self._pos_by_use(term):
+            for pos in [NOUN] if nouns_only else self._pos_for_definition(term):
                 ranked = self._ranked(term, pos, things=nouns_only)
                 if ranked:
                     synset, lemma = ranked[0]
