@@ -22,6 +22,7 @@ RUNS = {
     "ttft": (["--requests", "6"], {"ttft_added_median_s", "gap_proxied_s"}),
     "soak": (["--duration", "2", "--warmup", "0.5", "--concurrency", "4"], {"growth_mb_per_10k_requests", "rss_mb"}),
     "everyday": (["--runs", "2"], {"runs", "results"}),
+    "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
 }
 
 

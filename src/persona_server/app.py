@@ -12,9 +12,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persona_server.api import cohere, cohere_v1, errors, health, ollama, ollama_models, openai, responses, tgi
+from persona_server import metrics
+from persona_server.api import errors
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
+from persona_server.api.observe import Observe
+from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.routing import PathTableRouter
 from persona_server.api.streaming import ClientGone
 from persona_server.catalog import Catalog
@@ -22,8 +25,9 @@ from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
-# Readiness probes must work without a key; nothing else does (the index lists the models).
-_OPEN_PATHS = frozenset({"/health"})
+# Readiness probes must work without a key, and the API description holds nothing secret; nothing else does
+# (the index lists the models).
+_OPEN_PATHS = open_paths()
 
 
 class NormalizePath:
@@ -59,6 +63,7 @@ class RequireApiKey:
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
+        metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 
@@ -77,10 +82,11 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             yield
         finally:
             await catalog.close()
+            metrics.process_exit()
 
+    routes = all_routes()
     app = Starlette(
-        routes=[*openai.routes(), *responses.routes(), *ollama.routes(), *ollama_models.routes(),
-                *health.routes(), *cohere.routes(), *cohere_v1.routes(), *tgi.routes()],
+        routes=routes,
         exception_handlers={
             HTTPException: errors.http_exception_handler,
             errors.APIError: errors.api_error_handler,
@@ -100,4 +106,5 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
-    return NormalizePath(asgi)
+    # Outside the key check and the browser guard, so refused requests get an id and are counted too.
+    return NormalizePath(Observe(asgi, routes))

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from persona_server import deadlines, secrets
+from persona_server import deadlines, metrics, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.solvers.failure import apology
@@ -70,6 +71,11 @@ class AnswerStream:
         self._on_no_answer = on_no_answer
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
+        # The current turn's clock, for its one metrics observation (`_observe`); a speculative turn runs from
+        # the chain's start until its task finished (`_finished`).
+        self._chain_began = self._turn_began = 0.0
+        self._turn_ended: float | None = None
+        self._finished: dict[asyncio.Task[list[Piece]], float] = {}
 
     @property
     def finish_reason(self) -> str:
@@ -140,10 +146,12 @@ class AnswerStream:
         early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._early = early
         if self._speculative:
+            self._chain_began = time.perf_counter()
             for index, slot in enumerate(self._slots):
                 if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
                     early[index] = asyncio.create_task(self._collect(slot, query_for(slot.solver)),
                                                        name=f"early {slot.name}")
+                    early[index].add_done_callback(self._note_finished)
         for index, slot in enumerate(self._slots):
             solver = slot.solver
             if solver is None or slot.state in ("error", "disabled"):
@@ -191,12 +199,16 @@ class AnswerStream:
 
     async def _whole_turn(self, slot: SolverSlot, query: Query, early: asyncio.Task[list[Piece]] | None) -> list[str]:
         """A turn taken whole (a speculative result, or a solver that does not stream): its text, or []."""
+        self._turn_began = time.perf_counter() if early is None else self._chain_began
         try:
             pieces = await early if early is not None else await self._collect(slot, query)
         except Exception as exc:
+            self._turn_ended = self._finished.get(early) if early is not None else None
             self._skip(slot, exc)
             return []
+        self._turn_ended = self._finished.get(early) if early is not None else None
         if not pieces:
+            self._observe(slot, "miss")
             return []
         texts = [p for p in pieces if isinstance(p, str)]
         self._commit(slot, [p for p in pieces if isinstance(p, Source)] if len(texts) < len(pieces) else [])
@@ -206,6 +218,7 @@ class AnswerStream:
         """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""
         assert slot.solver is not None
         timeout = slot.solver.timeout
+        self._turn_began, self._turn_ended = time.perf_counter(), None
         try:
             await _wait_loaded(slot)
         except Exception as exc:
@@ -221,6 +234,8 @@ class AnswerStream:
                     async with deadlines.timeout(timeout):
                         piece = await anext(stream)
                 except StopAsyncIteration:
+                    if not committed:
+                        self._observe(slot, "miss")
                     return
                 if isinstance(piece, Source):
                     (self.sources if committed else held_sources).append(piece)
@@ -273,6 +288,7 @@ class AnswerStream:
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name
         self.sources.extend(sources)
+        self._observe(slot, "answer")
         log.debug("persona %r: answered by %r", self._persona, slot.name)
 
     def _no_answer(self) -> str:
@@ -284,7 +300,15 @@ class AnswerStream:
 
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
+        self._observe(slot, "timeout" if isinstance(exc, TimeoutError) else "error")
         log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+
+    def _observe(self, slot: SolverSlot, outcome: str) -> None:
+        ended = self._turn_ended or time.perf_counter()
+        metrics.solver_turn(self._persona, slot.name, outcome, ended - self._turn_began)
+
+    def _note_finished(self, task: asyncio.Task[list[Piece]]) -> None:
+        self._finished[task] = time.perf_counter()
 
 
 # How long a request that arrives during start-up waits for a solver's data, at least: loading is not slowness.

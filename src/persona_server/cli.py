@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from persona_server import __version__
 from persona_server.catalog import Catalog, load_specs
 from persona_server.chain import AnswerFailed, NoAnswer
-from persona_server.logs import setup_logging
+from persona_server.logs import LOG_FORMATS, setup_logging
 from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file
 from persona_server.query import Message, Query
 from persona_server.settings import DEFAULT_PORT, Settings
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
+                       help="text lines, or one JSON object per line for log shippers (default text)")
 
     ask = sub.add_parser("ask", help="print one answer and exit")
     ask.add_argument("question", nargs="+", help="the question")
@@ -139,9 +141,10 @@ def serve(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         log_level=args.log_level,
         access_log=args.access_log,
+        log_format=args.log_format,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
     )
-    setup_logging(settings.log_level, access_log=settings.access_log)
+    setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)
     if not settings.is_loopback and not settings.api_key:
@@ -160,8 +163,12 @@ def serve(args: argparse.Namespace) -> int:
         "lifespan": "on",
     }
     if settings.workers > 1:
+        from persona_server.metrics import multiprocess_dir
+
         os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
-        uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
+        # Each worker counts its own metrics into a shared directory, so /metrics can sum them.
+        with multiprocess_dir():
+            uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
     else:
         from persona_server.app import create_app
 
@@ -180,7 +187,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
     from persona_server.app import create_app
 
     settings = Settings.from_dict(json.loads(os.environ[SETTINGS_ENV]))
-    setup_logging(settings.log_level, access_log=settings.access_log)
+    setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     return create_app(build_catalog(settings), settings)
 
 

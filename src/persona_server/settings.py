@@ -31,6 +31,8 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     access_log: bool = False
+    # `text` for people, `json` (one object per line) for log shippers.
+    log_format: Literal["text", "json"] = "text"
     # Seconds of silence before an SSE comment ping keeps a slow stream's connection alive.
     ping_interval: float = 15.0
     # Worker threads shared by the blocking solvers of all personas.

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from persona_server import metrics
 from persona_server.api import errors
 
 # Ollama's defaults (envconfig.AllowedOrigins), which browser clients of local models already rely on.
@@ -142,6 +143,7 @@ class BrowserGuard:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        metrics.record_refusal("browser_guard")
         error = errors.APIError(403, message, code="forbidden")
         await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from persona_server import metrics
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import ClientGone
 
@@ -50,6 +51,7 @@ async def read_body(request: Request) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
+            metrics.record_refusal("body_size")
             raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
         if not message.get("more_body", False):
             return b"".join(chunks) + chunk if chunks else chunk

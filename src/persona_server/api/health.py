@@ -47,7 +47,7 @@ async def index(request: Request) -> Response:
         "version": __version__,
         "models": [persona.name for persona in catalog],
         "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/api/chat",
-                      "/api/generate", "/api/tags", "/health", "/status"],
+                      "/api/generate", "/api/tags", "/health", "/status", "/metrics", "/openapi.json"],
     })
 
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server import __version__
+from persona_server import __version__, metrics
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import Lenient
@@ -134,6 +134,7 @@ def _pick(request: Request, model: str | None) -> Persona:
     state = server_state(request)
     persona = state.catalog.for_model(model, strict=state.settings.strict_models)
     if persona is None:
+        metrics.record_refusal("unknown_model")
         raise APIError(404, f"model '{model}' not found")
     return persona
 

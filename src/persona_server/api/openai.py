@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server import metrics
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
@@ -44,6 +45,7 @@ def pick_persona(request: Request, model: str | None) -> Persona:
     state = server_state(request)
     persona = state.catalog.for_model(model, strict=state.settings.strict_models)
     if persona is None:
+        metrics.record_refusal("unknown_model")
         raise APIError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
     return persona
 

@@ -15,11 +15,20 @@ FALLBACK_LANG = "en"
 
 
 @cache
+def _shipped() -> frozenset[str]:
+    return frozenset(p.name.removesuffix(".txt") for p in files("persona_server.data").joinpath("failure").iterdir()
+                     if p.name.endswith(".txt"))
+
+
 def dialogs(lang: str) -> tuple[str, ...]:
     """The shipped failure lines of a language (primary subtag), empty when there are none."""
+    # `lang` comes from the request: only a shipped language may name a file (no `../`), and the cache stays small.
+    return _dialogs(lang) if lang in _shipped() else ()
+
+
+@cache
+def _dialogs(lang: str) -> tuple[str, ...]:
     resource = files("persona_server.data").joinpath("failure", f"{lang}.txt")
-    if not resource.is_file():
-        return ()
     lines = resource.read_text(encoding="utf-8").splitlines()
     return tuple(line.strip() for line in lines if line.strip())
 

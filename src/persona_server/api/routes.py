@@ -1,0 +1,73 @@
+"""The route table: every protocol's routes and request models, in one place.
+
+The app serves these routes and `/openapi.json` describes them; a new protocol module adds one `Protocol` here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from persona_server.api import cohere, cohere_v1, health, observe, ollama, ollama_models, openai, responses, tgi
+from persona_server.api.context import json_response
+from persona_server.api.openapi import Protocol, build_document
+from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
+
+# Ollama's show and embed read only the model name from their bodies.
+_MODEL_NAME_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"model": {"type": "string"}, "name": {"type": "string"}},
+}
+
+
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI 3.1 description of every route"""
+    return json_response(openapi_document())
+
+
+def _server_routes() -> list[Route]:
+    return [
+        *health.routes(),
+        Route("/metrics", observe.metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+
+
+PROTOCOLS: tuple[Protocol, ...] = (
+    Protocol("OpenAI", openai.routes,
+             {openai.chat_completions: ChatCompletionRequest, openai.completions: CompletionRequest}),
+    Protocol("OpenAI Responses", responses.routes, {responses.create_response: responses.ResponsesRequest}),
+    Protocol("Ollama", ollama.routes, {
+        ollama.chat: ollama.ChatRequest,
+        ollama.generate: ollama.GenerateRequest,
+        ollama.embed: _MODEL_NAME_BODY,
+        ollama.show: _MODEL_NAME_BODY,
+    }),
+    Protocol("Ollama models", ollama_models.routes, {ollama_models.pull: _MODEL_NAME_BODY}),
+    Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.ChatRequest}),
+    Protocol("Cohere v1", cohere_v1.routes,
+             {cohere_v1.chat: cohere_v1.ChatRequest, cohere_v1.generate: cohere_v1.GenerateRequest}),
+    Protocol("Hugging Face TGI", tgi.routes, {
+        tgi.generate: tgi.GenerateRequest,
+        tgi.generate_stream: tgi.GenerateRequest,
+        tgi.compat_generate: tgi.GenerateRequest,
+    }),
+    Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
+)
+
+
+def all_routes() -> list[Route]:
+    return [route for protocol in PROTOCOLS for route in protocol.routes()]
+
+
+def open_paths() -> frozenset[str]:
+    return frozenset().union(*(protocol.open_paths for protocol in PROTOCOLS))
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    return build_document(PROTOCOLS)
