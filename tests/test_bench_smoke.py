@@ -14,7 +14,7 @@ from tests.conftest import ROOT, cli_env
 
 RUNS = {
     "throughput": (["--duration", "1", "--connections", "4", "--generator", "python"], {"ratio_rps", "results"}),
-    "protocols": (["--duration", "0.5", "--rounds", "1", "--connections", "4", "--generator", "python"],
+    "protocols": (["--duration", "0.3", "--rounds", "1", "--connections", "4", "--generator", "python"],
                   {"ratios", "results", "lowest_ratio"}),
     "startup": (["--runs", "1"], {"results"}),
     "speculation": (["--runs", "1", "--delay", "0.05"], {"in_order_s", "speculative_s"}),
