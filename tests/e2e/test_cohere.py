@@ -11,8 +11,8 @@ import orjson
 import pytest
 from cohere.core.api_error import ApiError
 
-from persona_server.api.cohere import ChatRequest
-from persona_server.api.cohere_v1 import GenerateRequest
+from persona_server.api.cohere import V2ChatRequest
+from persona_server.api.cohere_v1 import V1GenerateRequest
 from persona_server.settings import Settings
 from tests.conftest import ServerProcess, start_server_process, wait_for_file
 
@@ -183,7 +183,7 @@ def test_v2_bad_requests(v2: cohere.ClientV2) -> None:
 
 
 def test_v2_sampling_maps_onto_the_query() -> None:
-    body = ChatRequest.model_validate({"model": "x", "messages": user("hi"), "temperature": 0.4, "p": 0.9,
+    body = V2ChatRequest.model_validate({"model": "x", "messages": user("hi"), "temperature": 0.4, "p": 0.9,
                                        "max_tokens": 7, "stop_sequences": ["a", "b"]})
     query = body.query([], Settings())
     assert (query.temperature, query.top_p, query.max_tokens, query.stop) == (0.4, 0.9, 7, ["a", "b"])
@@ -261,7 +261,7 @@ def test_v1_bad_requests(v1: cohere.Client) -> None:
 
 
 def test_v1_generate_refuses_likelihoods() -> None:
-    body = GenerateRequest.model_validate({"prompt": "x", "return_likelihoods": "ALL"})
+    body = V1GenerateRequest.model_validate({"prompt": "x", "return_likelihoods": "ALL"})
     with pytest.raises(Exception, match="return_likelihoods"):
         body.check()
 
@@ -357,3 +357,15 @@ def test_no_answer_with_on_no_answer_error(server: ServerProcess) -> None:
     assert caught.value.body["message"]
     events = list(v2.chat_stream(model="Silent", messages=user("x")))
     assert events[-1].delta.finish_reason == "ERROR" and events[-1].delta.error == caught.value.body["message"]
+
+
+def test_openapi_describes_the_cohere_routes(server: ServerProcess) -> None:
+    document = httpx.get(server.base_url + "/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path in ("/v2/chat", "/cohere/v2/chat", "/v1/chat", "/v1/generate", "/cohere/v1/generate"):
+        operation = document["paths"][path]["post"]
+        assert operation["responses"]["4XX"]["$ref"].endswith("/CohereError"), path
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1] in schemas
+    assert schemas["CohereErrorBody"]["required"] == ["message"]
+    assert "messages" in schemas["V2ChatRequest"]["properties"]
+    assert "chat_history" in schemas["V1ChatRequest"]["properties"]

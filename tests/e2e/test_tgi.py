@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import GenerationError, HfHubHTTPError, TextGenerationError, ValidationError
 
-from persona_server.api.tgi import GenerateRequest
+from persona_server.api.tgi import TGIGenerateRequest
 from persona_server.settings import Settings
 from tests.conftest import ServerProcess, start_server_process, wait_for_file
 
@@ -163,7 +163,7 @@ def test_bad_requests(client: InferenceClient, server: ServerProcess) -> None:
 
 
 def test_sampling_maps_onto_the_query() -> None:
-    body = GenerateRequest.model_validate({"inputs": "x", "parameters": {
+    body = TGIGenerateRequest.model_validate({"inputs": "x", "parameters": {
         "temperature": 0.5, "top_p": 0.8, "max_new_tokens": 9, "stop": ["\n"]}})
     query = body.query(Settings())
     assert (query.temperature, query.top_p, query.max_tokens, query.stop) == (0.5, 0.8, 9, ["\n"])
@@ -238,3 +238,13 @@ def test_no_answer_with_on_no_answer_error(server: ServerProcess) -> None:
     assert isinstance(cause, HfHubHTTPError) and cause.response.status_code == 422
     with pytest.raises(GenerationError):
         list(client.text_generation("x", stream=True))
+
+
+def test_openapi_describes_the_tgi_routes(server: ServerProcess) -> None:
+    document = httpx.get(server.base_url + "/openapi.json").json()
+    paths = document["paths"]
+    for path in ("/generate", "/generate_stream", "/tgi/generate", "/tgi/models/{model}/generate", "/"):
+        assert paths[path]["post"]["responses"]["4XX"]["$ref"].endswith("/TGIError"), path
+    assert paths["/"]["get"]["responses"]["4XX"]["$ref"].endswith("/OpenAIError"), "GET / is the index"
+    assert set(document["components"]["schemas"]["TGIErrorBody"]["required"]) == {"error", "error_type"}
+    assert "inputs" in document["components"]["schemas"]["TGIGenerateRequest"]["properties"]

@@ -41,6 +41,10 @@ MAX_STOP_SEQUENCES = 5  # as Cohere allows
 StopText = Annotated[str, Field(max_length=1000)]
 
 
+# For /openapi.json (api/routes.py).
+ERROR_SCHEMA = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}}
+
+
 def cohere_error(error: APIError) -> Response:
     return json_error({"message": error.message}, error)
 
@@ -122,7 +126,7 @@ def refuse_response_format(response_format: dict[str, Any] | None) -> None:
 # -- v2 chat ----------------------------------------------------------------------------------------------------
 
 
-class ContentPart(Body):
+class V2ContentPart(Body):
     type: str
     text: str | None = None
 
@@ -136,9 +140,9 @@ class ContentPart(Body):
         raise refuse("messages.content", f"content of type '{self.type}' cannot be read")
 
 
-class ChatMessage(Body):
+class V2ChatMessage(Body):
     role: Literal["system", "user", "assistant", "tool"]
-    content: str | Annotated[list[ContentPart], Field(max_length=MAX_MESSAGES)] | None = None
+    content: str | Annotated[list[V2ContentPart], Field(max_length=MAX_MESSAGES)] | None = None
 
     def text(self) -> str:
         if self.content is None or isinstance(self.content, str):
@@ -146,8 +150,8 @@ class ChatMessage(Body):
         return "\n".join(part.words() for part in self.content)
 
 
-class ChatRequest(Sampling):
-    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
+class V2ChatRequest(Sampling):
+    messages: Annotated[list[V2ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | None = None
     documents: list[Any] | None = None
@@ -180,7 +184,7 @@ def _message(answer_id: str, text: str, stream: AnswerStream, prompt_tokens: int
 
 
 async def chat_v2(request: Request) -> Response:
-    body = await read_model(request, ChatRequest)
+    body = await read_model(request, V2ChatRequest)
     body.check()
     persona = pick_persona(request, body.model)
     settings: Settings = server_state(request).settings

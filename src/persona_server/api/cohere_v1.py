@@ -63,7 +63,7 @@ class HistoryMessage(Body):
     message: str = ""
 
 
-class ChatRequest(Sampling):
+class V1ChatRequest(Sampling):
     message: str
     preamble: str | None = None
     chat_history: Annotated[list[HistoryMessage], Field(max_length=MAX_MESSAGES)] | None = None
@@ -98,7 +98,7 @@ class ChatRequest(Sampling):
 class _Chat:
     """One v1 chat answer: its ids, token counts and the response object Cohere sends whole or at stream end."""
 
-    def __init__(self, body: ChatRequest, stream: AnswerStream, prompt_tokens: int) -> None:
+    def __init__(self, body: V1ChatRequest, stream: AnswerStream, prompt_tokens: int) -> None:
         self.body = body
         self.stream = stream
         self.prompt_tokens = prompt_tokens
@@ -141,7 +141,7 @@ class _Chat:
 
 
 async def chat(request: Request) -> Response:
-    body = await read_model(request, ChatRequest)
+    body = await read_model(request, V1ChatRequest)
     body.check()
     persona = pick_persona(request, body.model)
     settings: Settings = server_state(request).settings
@@ -157,7 +157,7 @@ async def chat(request: Request) -> Response:
 # -- generate -----------------------------------------------------------------------------------------------------
 
 
-class GenerateRequest(Sampling):
+class V1GenerateRequest(Sampling):
     prompt: str
     num_generations: Annotated[int, Field(ge=1, le=5)] = 1
     end_sequences: Annotated[list[StopText], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
@@ -180,13 +180,13 @@ class GenerateRequest(Sampling):
         return text
 
 
-def _generation(body: GenerateRequest, index: int, text: str, stream: AnswerStream) -> dict[str, Any]:
+def _generation(body: V1GenerateRequest, index: int, text: str, stream: AnswerStream) -> dict[str, Any]:
     return {"id": new_id(""), "text": body.with_stop(text, stream), "index": index,
             "finish_reason": finish_reason(stream)}
 
 
 async def generate(request: Request) -> Response:
-    body = await read_model(request, GenerateRequest)
+    body = await read_model(request, V1GenerateRequest)
     body.check()
     persona = pick_persona(request, body.model)
     settings: Settings = server_state(request).settings
@@ -213,7 +213,7 @@ async def _texts(streams: list[AnswerStream]) -> list[str]:
     return list(await asyncio.gather(*(s.text() for s in streams)))
 
 
-async def _generate_lines(persona: Persona, query: Query, body: GenerateRequest, generation_id: str,
+async def _generate_lines(persona: Persona, query: Query, body: V1GenerateRequest, generation_id: str,
                           ping_interval: float) -> AsyncIterator[bytes]:
     generations: list[dict[str, Any]] = []
     stream: AnswerStream | None = None

@@ -53,10 +53,13 @@ class Protocol:
     bodies: Mapping[Callable[..., Any], Body] = field(default_factory=dict)
     # Routes anyone may call, even when the server has an API key.
     open_paths: frozenset[str] = frozenset()
+    # The protocol's own error body, as (component name, JSON schema), where it is neither OpenAI's nor Ollama's.
+    error: tuple[str, dict[str, Any]] | None = None
 
 
-def _error_responses(path: str) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/responses/{'OllamaError' if is_ollama_path(path) else 'OpenAIError'}"}
+def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
+    name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
+    ref = {"$ref": f"#/components/responses/{name}"}
     return {"4XX": ref, "5XX": ref}
 
 
@@ -70,6 +73,11 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
                     key=lambda m: m.__name__)
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
+    # The vendor protocols' error bodies, by component name (Cohere's v1 and v2 share one).
+    vendor: dict[str, tuple[str, dict[str, Any]]] = {}
+    for protocol in protocols:
+        if protocol.error:
+            vendor.setdefault(protocol.error[0], (protocol.tag, protocol.error[1]))
     for protocol in protocols:
         for route in protocol.routes():
             path = _PATH_PARAM.sub(r"{\1}", route.path)
@@ -82,7 +90,7 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
                     "summary": (route.endpoint.__doc__ or route.name).strip().splitlines()[0],
                     "responses": {"200": {"description": "Success",
                                           "content": {"application/json": {"schema": {}}}},
-                                  **_error_responses(path)},
+                                  **_error_responses(path, protocol)},
                 }
                 if params:
                     operation["parameters"] = params
@@ -99,10 +107,12 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
                  "description": "Personas (chains of question solvers) as OpenAI- and Ollama-compatible chat models."},
         "paths": paths,
         "components": {
-            "schemas": {**defs.get("$defs", {}), "OpenAIErrorBody": OPENAI_ERROR, "OllamaErrorBody": OLLAMA_ERROR},
+            "schemas": {**defs.get("$defs", {}), "OpenAIErrorBody": OPENAI_ERROR, "OllamaErrorBody": OLLAMA_ERROR,
+                        **{f"{name}Body": schema for name, (_, schema) in vendor.items()}},
             "responses": {
                 "OpenAIError": _error_response("OpenAI", "OpenAIErrorBody"),
                 "OllamaError": _error_response("Ollama", "OllamaErrorBody"),
+                **{name: _error_response(tag, f"{name}Body") for name, (tag, _) in vendor.items()},
             },
             # Required only when the server runs with an API key.
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

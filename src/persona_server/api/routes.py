@@ -48,14 +48,16 @@ PROTOCOLS: tuple[Protocol, ...] = (
         ollama.show: _MODEL_NAME_BODY,
     }),
     Protocol("Ollama models", ollama_models.routes, {ollama_models.pull: _MODEL_NAME_BODY}),
-    Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.ChatRequest}),
+    Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.V2ChatRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
     Protocol("Cohere v1", cohere_v1.routes,
-             {cohere_v1.chat: cohere_v1.ChatRequest, cohere_v1.generate: cohere_v1.GenerateRequest}),
+             {cohere_v1.chat: cohere_v1.V1ChatRequest, cohere_v1.generate: cohere_v1.V1GenerateRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
     Protocol("Hugging Face TGI", tgi.routes, {
-        tgi.generate: tgi.GenerateRequest,
-        tgi.generate_stream: tgi.GenerateRequest,
-        tgi.compat_generate: tgi.GenerateRequest,
-    }),
+        tgi.generate: tgi.TGIGenerateRequest,
+        tgi.generate_stream: tgi.TGIGenerateRequest,
+        tgi.compat_generate: tgi.TGIGenerateRequest,
+    }, error=("TGIError", tgi.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
 )
 

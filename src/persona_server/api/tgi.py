@@ -44,6 +44,11 @@ _ERROR_TYPES = {400: "validation", 401: "authentication", 403: "authentication",
 _ANSWER_CODES = frozenset({"no_answer", "solver_failed"})
 
 
+# For /openapi.json (api/routes.py).
+ERROR_SCHEMA = {"type": "object", "required": ["error", "error_type"],
+                "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}}}
+
+
 def tgi_error(error: APIError) -> Response:
     status = 422 if error.status == 400 else error.status  # TGI rejects every invalid request with 422
     # An answer that failed or never came is the generation's fault, not the request's (answer_error).
@@ -64,7 +69,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
-class Parameters(_Body):
+class TGIParameters(_Body):
     max_new_tokens: Annotated[int, Field(ge=1)] | None = None
     stop: Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, Field(gt=0)] | None = None
@@ -100,12 +105,12 @@ class Parameters(_Body):
             raise _refuse("adapter_id", "personas have no adapters")
 
 
-_NO_PARAMETERS = Parameters()
+_NO_PARAMETERS = TGIParameters()
 
 
-class GenerateRequest(_Body):
+class TGIGenerateRequest(_Body):
     inputs: Annotated[str, Field(min_length=1)]
-    parameters: Parameters | None = None
+    parameters: TGIParameters | None = None
     stream: bool = False
     # Extensions: the persona, who is asking, and the language and units of the answer.
     model: str | None = None
@@ -114,7 +119,7 @@ class GenerateRequest(_Body):
     units: Literal["metric", "imperial"] | None = None
 
     @property
-    def params(self) -> Parameters:
+    def params(self) -> TGIParameters:
         return self.parameters or _NO_PARAMETERS
 
     def query(self, settings: Settings) -> Query:
@@ -146,7 +151,7 @@ def _metadata(stream: AnswerStream) -> dict[str, Any]:
 class _Generation:
     """One request being answered: the persona, its query and what the response needs besides the text."""
 
-    def __init__(self, request: Request, body: GenerateRequest) -> None:
+    def __init__(self, request: Request, body: TGIGenerateRequest) -> None:
         body.params.check()
         state = server_state(request)
         model = request.path_params.get("model") or body.model
@@ -208,17 +213,17 @@ def _streamed(answer: _Generation) -> Response:
 
 
 async def generate(request: Request) -> Response:
-    answer = _Generation(request, await read_model(request, GenerateRequest))
+    answer = _Generation(request, await read_model(request, TGIGenerateRequest))
     return json_response(await _whole(request, answer))
 
 
 async def generate_stream(request: Request) -> Response:
-    return _streamed(_Generation(request, await read_model(request, GenerateRequest)))
+    return _streamed(_Generation(request, await read_model(request, TGIGenerateRequest)))
 
 
 async def compat_generate(request: Request) -> Response:
     """`POST /`: a stream when `stream` is true, else the answer in a list, as TGI (and the Inference API) do."""
-    body = await read_model(request, GenerateRequest)
+    body = await read_model(request, TGIGenerateRequest)
     answer = _Generation(request, body)
     if body.stream:
         return _streamed(answer)
