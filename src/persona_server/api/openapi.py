@@ -2,8 +2,8 @@
 
 Each protocol (api/routes.py) names its routes and, per endpoint, the pydantic model of its request body; the
 schemas are those models' own (`model_json_schema`), so the document cannot drift from what is validated. Every
-operation lists the error shape of its protocol: OpenAI's `{"error": {...}}`, or Ollama's `{"error": "..."}` under
-`/api/`.
+operation lists the error shape of its protocol: OpenAI's `{"error": {...}}`, Ollama's `{"error": "..."}` under
+`/api/`, or the one a vendor protocol names (`Protocol.error`).
 """
 
 from __future__ import annotations
