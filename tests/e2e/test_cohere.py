@@ -295,6 +295,8 @@ def test_error_shapes_by_path(server: ServerProcess) -> None:
         response = httpx.post(server.base_url + path, json={})
         assert response.status_code == 404
         assert set(response.json()) == {"message"}
+    response = httpx.post(server.base_url + "/v2/chat", json={"model": None, "stream": None, "messages": user("x")})
+    assert response.status_code == 200 and response.json()["message"]["content"][0]["text"] == FOX
     response = httpx.post(server.base_url + "/v1/chat", content=b"{not json")
     assert response.status_code == 400 and response.json()["message"].startswith("The request body is not valid JSON")
     # OpenAI's routes under the same /v1 prefix keep OpenAI's envelope.

@@ -130,7 +130,7 @@ def test_raw_routes(server: ServerProcess) -> None:
     body = {"inputs": "hi", "parameters": {"max_new_tokens": 2}}
     response = httpx.post(server.base_url + "/generate", json=body)
     assert response.status_code == 200 and response.json()["generated_text"] == "The quick"
-    for bare in ({"inputs": "hi"}, {"inputs": "hi", "parameters": None}):
+    for bare in ({"inputs": "hi"}, {"inputs": "hi", "parameters": None, "stream": None}):
         assert httpx.post(server.base_url + "/generate", json=bare).json()["generated_text"] == FOX
     response = httpx.post(server.base_url + "/", json=body)  # the Inference API's shape: a list
     assert response.status_code == 200 and [r["generated_text"] for r in response.json()] == ["The quick"]

@@ -89,7 +89,7 @@ class Sampling(Body):
     """What every Cohere generation request carries: the model, limits and sampling hints."""
 
     model: str | None = None
-    stream: bool = False
+    stream: bool | None = False
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     stop_sequences: Annotated[list[StopText], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None

@@ -111,7 +111,7 @@ _NO_PARAMETERS = TGIParameters()
 class TGIGenerateRequest(_Body):
     inputs: Annotated[str, Field(min_length=1)]
     parameters: TGIParameters | None = None
-    stream: bool = False
+    stream: bool | None = False
     # Extensions: the persona, who is asking, and the language and units of the answer.
     model: str | None = None
     user: str | None = None
