@@ -65,15 +65,6 @@ PROTOCOLS = [
 ]
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux), or None where /proc is not there."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _scope(protocol: Protocol) -> dict[str, Any]:
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                *((k.lower().encode(), v.encode()) for k, v in protocol.headers.items())]
@@ -185,14 +176,10 @@ def main() -> int:
             for protocol in chosen:
                 check(base_url, protocol)
                 measure(base_url + protocol.path, min(2.0, args.duration), args.connections, workdir,
-                        args.generator, protocol.body, protocol.headers, warmup=False)
+                        args.generator, None, protocol.body, protocol.headers, warmup=False)
             def run(protocol: Protocol) -> dict[str, float]:
-                before = cpu_seconds(process.pid)
                 row = measure(base_url + protocol.path, args.duration, args.connections, workdir,
-                              args.generator, protocol.body, protocol.headers, warmup=False)
-                after = cpu_seconds(process.pid)
-                if before is not None and after is not None and row["requests"]:
-                    row["cpu_us"] = (after - before) * 1e6 / row["requests"]
+                              args.generator, process.pid, protocol.body, protocol.headers, warmup=False)
                 runs[protocol.name].append(row)
                 return row
 
@@ -204,8 +191,8 @@ def main() -> int:
                         continue
                     base_row = run(baseline)
                     row = run(protocol)
-                    pairs[protocol.name].append((row["rps"] / base_row["rps"],
-                                                 base_row.get("cpu_us", nan) / row.get("cpu_us", nan)))
+                    cpu = base_row.get("cpu_us_per_request", nan) / row.get("cpu_us_per_request", nan)
+                    pairs[protocol.name].append((row["rps"] / base_row["rps"], cpu))
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -214,7 +201,7 @@ def main() -> int:
                       "p50_ms": statistics.median(r["p50_ms"] for r in rows),
                       "p99_ms": statistics.median(r["p99_ms"] for r in rows),
                       "errors": sum(r["errors"] for r in rows),
-                      "cpu_us_per_request": statistics.median(r.get("cpu_us", float("nan")) for r in rows),
+                      "cpu_us_per_request": statistics.median(r.get("cpu_us_per_request", nan) for r in rows),
                       "rps_runs": [round(r["rps"]) for r in rows]}
                for name, rows in runs.items()}
     ratios = {BASELINE: 1.0, **{name: statistics.median(r for r, _ in rows) for name, rows in pairs.items()}}

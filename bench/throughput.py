@@ -143,16 +143,33 @@ async def _python_load(url: str, duration: float, connections: int, body: dict[s
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors, "requests": len(latencies)}
 
 
-def measure(url: str, duration: float, connections: int, workdir: Path, generator: str,
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, duration: float, connections: int, workdir: Path, generator: str, pid: int | None = None,
             body: dict[str, Any] = BODY, headers: dict[str, str] | None = None,
             warmup: bool = True) -> dict[str, float]:
-    if generator == "wrk":
-        if warmup:
-            run_wrk(url, min(2.0, duration), connections, workdir, body, headers)
-        return run_wrk(url, duration, connections, workdir, body, headers)
     if warmup:
-        asyncio.run(_python_load(url, min(2.0, duration), connections, body, headers))
-    return asyncio.run(_python_load(url, duration, connections, body, headers))
+        if generator == "wrk":
+            run_wrk(url, min(2.0, duration), connections, workdir, body, headers)
+        else:
+            asyncio.run(_python_load(url, min(2.0, duration), connections, body, headers))
+    before = cpu_seconds(pid) if pid is not None else None
+    if generator == "wrk":
+        result = run_wrk(url, duration, connections, workdir, body, headers)
+    else:
+        result = asyncio.run(_python_load(url, duration, connections, body, headers))
+    after = cpu_seconds(pid) if pid is not None else None
+    # The server's CPU time per request: on a machine busy with other work req/s varies a lot, this far less.
+    if before is not None and after is not None and result["requests"]:
+        result["cpu_us_per_request"] = (after - before) / result["requests"] * 1e6
+    return result
 
 
 def main() -> int:
@@ -172,7 +189,8 @@ def main() -> int:
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             try:
                 wait_ready(url, process)
-                results[name] = measure(url, args.duration, args.connections, workdir, args.generator)
+                results[name] = measure(url, args.duration, args.connections, workdir, args.generator,
+                                        process.pid)
             finally:
                 process.terminate()
                 process.wait(timeout=10)
@@ -187,10 +205,14 @@ def main() -> int:
         "ratio_rps": ours["rps"] / base["rps"],
     }
     print(f"load: {args.generator}, {args.connections} connections, {args.duration:g} s per server, 1 worker each")
-    print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'CPU us/req':>12}")
     for name, row in results.items():
-        print(f"{name:<16}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['errors']:>8.0f}")
+        print(f"{name:<16}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['errors']:>8.0f}"
+              f"{row.get('cpu_us_per_request', float('nan')):>12.1f}")
     print(f"ratio persona-server / baseline (req/s): {report['ratio_rps']:.2f}")
+    if "cpu_us_per_request" in ours and "cpu_us_per_request" in base:
+        report["ratio_cpu"] = base["cpu_us_per_request"] / ours["cpu_us_per_request"]
+        print(f"ratio baseline / persona-server (CPU per request): {report['ratio_cpu']:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

@@ -120,6 +120,51 @@ def test_idle_conversations_expire() -> None:
     assert len(memory) == 1
 
 
+def test_a_conversation_is_bounded_in_bytes_oldest_pairs_first() -> None:
+    memory = ConversationMemory(MemorySettings(turns=100, max_bytes=1000))
+    for n in range(5):
+        memory.remember("c", f"q{n}" + "x" * 200, f"a{n}" + "y" * 200)  # ~400 bytes a pair
+    pairs = memory.recall("c")
+    assert [q[:2] for q, _ in pairs] == ["q3", "q4"]
+    assert memory.size == sum(len(q) + len(a) for q, a in pairs) <= 1000
+
+
+def test_a_pair_larger_than_the_allowance_is_truncated() -> None:
+    memory = ConversationMemory(MemorySettings(turns=5, max_bytes=1000))
+    memory.remember("c", "é" * 1_000_000, "answer " * 1000)  # 2 MB of question: UTF-8 bytes count
+    [(question, answer)] = memory.recall("c")
+    assert question == "é" * 250 and len(question.encode()) == 500
+    assert len(answer.encode()) == 500 and answer.startswith("answer answer")
+
+
+def test_all_conversations_together_are_bounded_in_bytes() -> None:
+    memory = ConversationMemory(MemorySettings(turns=5, max_bytes=1000, total_bytes=3000))
+    for n in range(10):
+        memory.remember(f"user{n}", "q" * 500, "a" * 400)
+    assert memory.size <= 3000
+    assert len(memory) == 3
+    assert memory.recall("user9") and not memory.recall("user6")
+    memory.recall("user7")
+    memory.remember("new", "q" * 500, "a" * 400)
+    assert memory.recall("user7") and not memory.recall("user8")  # least recently used went
+
+
+def test_adopted_conversations_keep_the_new_bounds() -> None:
+    old = ConversationMemory(MemorySettings(turns=10, max_bytes=10_000))
+    for n in range(10):
+        old.remember("c", "q" * 500, f"a{n}")
+    new = ConversationMemory(MemorySettings(turns=10, max_bytes=1100))
+    new.adopt(old)
+    assert [a for _, a in new.recall("c")] == ["a8", "a9"]
+    assert new.size == 1004
+
+
+@pytest.mark.parametrize("value", [{"max_bytes": 10}, {"max_bytes": "big"}, {"max_bytes": 1000, "total_bytes": 999}])
+def test_bad_byte_bounds_are_refused(value: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="bytes"):
+        parse_memory_setting(value)
+
+
 def test_history_pairs() -> None:
     messages = [
         Message("system", "s"), Message("assistant", "greeting"), Message("user", "q1"), Message("assistant", "a1"),

@@ -17,11 +17,14 @@ from persona_server.api import errors
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
+from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.routes import all_routes, open_paths
 from persona_server.api.routing import PathTableRouter
 from persona_server.api.streaming import ClientGone
+from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerFailed, NoAnswer
+from persona_server.limits import Limits, Rate
 from persona_server.settings import Settings
 
 _SLASHES = re.compile(r"/{2,}")
@@ -31,7 +34,8 @@ _OPEN_PATHS = open_paths()
 
 
 class NormalizePath:
-    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`."""
+    """Collapses `//` and drops a trailing `/`: openai 0.28 with `api_base=".../v1/"` posts to `/v1//chat/...`.
+    Also maps the original server's `/openai/v1/...` and `/ollama/api/...` onto `/v1/...` and `/api/...`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,6 +47,9 @@ class NormalizePath:
                 path = _SLASHES.sub("/", path)
                 if len(path) > 1:
                     path = path.rstrip("/") or "/"
+                scope = dict(scope, path=path, raw_path=path.encode())
+            if path.startswith(("/openai/", "/ollama/")):
+                path = strip_vendor_prefix(path)
                 scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
 
@@ -101,10 +108,16 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
+    if settings.max_concurrent or settings.rate_limit:
+        rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
+        asgi = Limits(asgi, max_concurrent=settings.max_concurrent, rate=rate,
+                      key_by_api_key=bool(settings.api_key))
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
+    if settings.request_timeout > 0:
+        asgi = RequestBudget(asgi, settings.request_timeout)
     # Outside the key check and the browser guard, so refused requests get an id and are counted too.
     return NormalizePath(Observe(asgi, routes))

@@ -51,11 +51,11 @@ def load_specs(files: Iterable[str | Path] = (), dirs: Iterable[str | Path] = ()
     return specs
 
 
-def entry_point_specs() -> tuple[list[PersonaSpec], list[dict[str, str]]]:
+def entry_point_specs(group: str = ENTRY_POINT_GROUP) -> tuple[list[PersonaSpec], list[dict[str, str]]]:
     """Personas installed packages provide, and a problem for each one that cannot be used (never fatal)."""
     specs: list[PersonaSpec] = []
     problems: list[dict[str, str]] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=group):
         source = f"entry point {ep.name} ({ep.value})"
         try:
             value: Any = ep.load()
@@ -95,7 +95,7 @@ class Catalog:
     watch_debounce_ms: int = 200
 
     def __init__(self, specs: list[PersonaSpec], *, default: str | None = None, max_threads: int = 8,
-                 watch_dirs: Iterable[str | Path] = (), plugins: bool = False) -> None:
+                 watch_dirs: Iterable[str | Path] = (), plugins: bool = False, ovos_personas: bool = False) -> None:
         self._http: httpx.AsyncClient | None = None
         self._limiter = anyio.CapacityLimiter(max_threads)
         # Files (or entry points) that cannot be served right now, by file key: what /status reports.
@@ -110,6 +110,12 @@ class Catalog:
             self._problems.update((problem["file"], problem) for problem in problems)
         else:
             plugin_specs = []
+        if ovos_personas:
+            from persona_server.ovos_personas import ovos_persona_specs
+
+            ovos_specs, problems = ovos_persona_specs()
+            plugin_specs = [*plugin_specs, *ovos_specs]
+            self._problems.update((problem["file"], problem) for problem in problems)
         if not given:
             given = [default_persona_spec()]
         self.personas: dict[str, Persona] = {}
@@ -146,6 +152,23 @@ class Catalog:
                 follow_redirects=True,
             )
         return self._http
+
+    def http_pool(self) -> dict[str, int]:
+        """How full the shared connection pool is: requests in flight, and connections open / in use.
+
+        Read from httpcore's pool (not a public httpx API, hence the care): a leak shows here long before the
+        pool is full and every network solver stops.
+        """
+        pool = getattr(getattr(self._http, "_transport", None), "_pool", None)
+        if pool is None:
+            return {"active": 0, "connections": 0, "in_use": 0, "max_connections": 0}
+        connections = list(getattr(pool, "connections", []))
+        return {
+            "active": len(getattr(pool, "_requests", [])),
+            "connections": len(connections),
+            "in_use": sum(1 for c in connections if not c.is_idle()),
+            "max_connections": getattr(pool, "_max_connections", 0) or 0,
+        }
 
     def get(self, model: str | None) -> Persona | None:
         """The persona a `model` names; the default for ""/None; None when the name is unknown."""

@@ -1,7 +1,8 @@
 """Running a persona's solvers: in order, each under its timeout, until one answers.
 
 The chain's result is an `AnswerStream`: the answering solver's text pieces as they come, plus which solver
-answered and its sources. A solver that raises, times out or answers only whitespace is skipped. Look-up solvers
+answered and its sources. A solver that raises, times out or answers only whitespace is skipped; one that reaches
+its deadline (or the end of the request's budget) mid-answer ends the answer there, cut short. Look-up solvers
 may be started speculatively, all at once, when the chain starts: their results are used only when their turn
 comes, so the answer is the one the in-order chain would give, just sooner. Closing the stream (a client that
 disconnects) cancels everything still running.
@@ -16,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from persona_server import deadlines, metrics, secrets
+from persona_server import budget, deadlines, metrics, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.solvers.failure import apology
@@ -51,6 +52,10 @@ class NoAnswer(Exception):
 ON_NO_ANSWER = ("apology", "error")
 
 
+class DeadlineReached(Exception):
+    """A solver used up its deadline (or what was left of the request's budget)."""
+
+
 class AnswerStream:
     """Async iterator of answer text; `solver` and `sources` are set once a solver commits to answering.
 
@@ -59,7 +64,8 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> None:
+                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+                 prepare: Callable[[Query], Awaitable[Query]] | None = None) -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
         self._slots = slots
@@ -69,6 +75,8 @@ class AnswerStream:
         self._limiter = TextLimiter(query.max_tokens, query.stop)
         self._on_complete = on_complete
         self._on_no_answer = on_no_answer
+        # Work on the query that must be awaited before the first turn (an installed memory plugin's recall).
+        self._prepare = prepare
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
         self._iter: AsyncGenerator[str] | None = None
         # The current turn's clock, for its one metrics observation (`_observe`); a speculative turn runs from
@@ -76,9 +84,15 @@ class AnswerStream:
         self._chain_began = self._turn_began = 0.0
         self._turn_ended: float | None = None
         self._finished: dict[asyncio.Task[list[Piece]], float] = {}
+        # When the request must be answered (loop time), if it runs under a budget (see `budget`).
+        self._request_end = budget.request_end()
+        # A streaming solver reached its deadline mid-answer: what was sent is the answer, cut short.
+        self._cut = False
 
     @property
     def finish_reason(self) -> str:
+        if self._cut:
+            return "length"  # OpenAI's word for an answer that was cut short
         return self._limiter.finish_reason or "stop"
 
     @property
@@ -156,6 +170,10 @@ class AnswerStream:
             solver = slot.solver
             if solver is None or slot.state in ("error", "disabled"):
                 continue
+            if self._request_end is not None and asyncio.get_running_loop().time() >= self._request_end:
+                log.warning("persona %r: the request's budget is spent; %r and the rest not asked",
+                            self._persona, slot.name)
+                return
             yield slot, solver, query_for(solver), early.pop(index, None)
 
     def _cancel_early(self) -> None:
@@ -164,6 +182,8 @@ class AnswerStream:
         self._early.clear()
 
     async def _run(self) -> AsyncIterator[str]:
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -185,6 +205,8 @@ class AnswerStream:
 
     async def _whole(self) -> list[str]:
         """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
+        if self._prepare is not None:
+            self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
                 if early is not None or not solver.streams:
@@ -215,7 +237,11 @@ class AnswerStream:
         return texts
 
     async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str]:
-        """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time."""
+        """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time.
+
+        Each piece must come within the solver's timeout, and all of them before its deadline; a solver that
+        reaches its deadline mid-answer ends the answer there (cut short), one that has said nothing is skipped.
+        """
         assert slot.solver is not None
         timeout = slot.solver.timeout
         self._turn_began, self._turn_ended = time.perf_counter(), None
@@ -224,19 +250,28 @@ class AnswerStream:
         except Exception as exc:
             self._skip(slot, exc)
             return
+        loop = asyncio.get_running_loop()
+        end = self._end(slot.solver)
         stream = slot.solver.stream(query)
         held_sources: list[Source] = []
         lead = ""
         committed = False
         try:
             while True:
+                left = end - loop.time()
+                if left <= 0:
+                    raise self._deadline_reached(slot.solver, end)
                 try:
-                    async with deadlines.timeout(timeout):
+                    async with deadlines.timeout(min(timeout, left)):
                         piece = await anext(stream)
                 except StopAsyncIteration:
                     if not committed:
                         self._observe(slot, "miss")
                     return
+                except TimeoutError:
+                    if left <= timeout:
+                        raise self._deadline_reached(slot.solver, end) from None
+                    raise
                 if isinstance(piece, Source):
                     (self.sources if committed else held_sources).append(piece)
                     continue
@@ -249,12 +284,18 @@ class AnswerStream:
                     self._commit(slot, held_sources)
                     piece = lead.lstrip()
                 yield piece
+        except DeadlineReached as exc:
+            if committed:
+                self._cut = True
+                log.warning("persona %r: solver %r cut short: %s", self._persona, slot.name, exc)
+            else:
+                self._skip(slot, exc)
         except Exception as exc:
             if not committed:
                 self._skip(slot, exc)
                 return
             # Part of the answer is out: the next solver cannot take over, the client must learn it is cut.
-            reason = _describe(exc, timeout)
+            reason = slot.last_error = _describe(exc, timeout)
             log.warning("persona %r: solver %r failed mid-answer: %s", self._persona, slot.name, reason)
             # The reason stays in the log: exception texts may hold internals the client has no use for.
             raise AnswerFailed(f"The answer of solver '{slot.name}' broke off midway; the text sent so far is "
@@ -268,15 +309,24 @@ class AnswerStream:
         assert solver is not None
         if slot.state != "ready":
             await _wait_loaded(slot)
-        async with deadlines.timeout(solver.timeout):
-            if solver.streams:
-                pieces: list[Piece] = [piece async for piece in solver.stream(query)]
-            else:
-                result = await solver.answer(query)
-                if isinstance(result, str):  # the common case, kept short
-                    text = result.lstrip()
-                    return [text] if text else []
-                pieces = whole_answer_pieces(result)
+        end = self._end(solver)
+        left = end - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise self._deadline_reached(solver, end)
+        try:
+            async with deadlines.timeout(min(solver.timeout, left)):
+                if solver.streams:
+                    pieces: list[Piece] = [piece async for piece in solver.stream(query)]
+                else:
+                    result = await solver.answer(query)
+                    if isinstance(result, str):  # the common case, kept short
+                        text = result.lstrip()
+                        return [text] if text else []
+                    pieces = whole_answer_pieces(result)
+        except TimeoutError:
+            if left <= solver.timeout:
+                raise self._deadline_reached(solver, end) from None
+            raise
         # Same rule as the streamed path: blanks are no answer, and leading blanks are dropped.
         first = next((i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip()), None)
         if first is None:
@@ -285,8 +335,19 @@ class AnswerStream:
         assert isinstance(lead, str)
         return [p for p in pieces[:first] if isinstance(p, Source)] + [lead.lstrip(), *pieces[first + 1:]]
 
+    def _end(self, solver: Solver) -> float:
+        """When this solver's turn must be over: its deadline from now, or the request's end if sooner."""
+        end = asyncio.get_running_loop().time() + solver.deadline
+        return end if self._request_end is None else min(end, self._request_end)
+
+    def _deadline_reached(self, solver: Solver, end: float) -> DeadlineReached:
+        if end == self._request_end:
+            return DeadlineReached("the request's budget is spent")
+        return DeadlineReached(f"its deadline of {solver.deadline:g} s is reached")
+
     def _commit(self, slot: SolverSlot, sources: list[Source]) -> None:
         self.solver = slot.name
+        slot.last_error = None
         self.sources.extend(sources)
         self._observe(slot, "answer")
         log.debug("persona %r: answered by %r", self._persona, slot.name)
@@ -301,7 +362,8 @@ class AnswerStream:
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0
         self._observe(slot, "timeout" if isinstance(exc, TimeoutError) else "error")
-        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, _describe(exc, timeout))
+        slot.last_error = _describe(exc, timeout)
+        log.warning("persona %r: solver %r skipped: %s", self._persona, slot.name, slot.last_error)
 
     def _observe(self, slot: SolverSlot, outcome: str) -> None:
         ended = self._turn_ended or time.perf_counter()
@@ -329,13 +391,17 @@ async def _wait_loaded(slot: SolverSlot) -> None:
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, DeadlineReached):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
     return secrets.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology") -> AnswerStream:
-    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end."""
+              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+              prepare: Callable[[Query], Awaitable[Query]] | None = None) -> AnswerStream:
+    """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end;
+    `prepare(query)`, when given, is awaited for the query the turns get."""
     return AnswerStream(slots, query, speculative=speculative, persona=persona, on_complete=on_complete,
-                        on_no_answer=on_no_answer)
+                        on_no_answer=on_no_answer, prepare=prepare)

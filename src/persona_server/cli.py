@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from persona_server import __version__
+from persona_server import __version__, limits, secrets
 from persona_server.catalog import Catalog, load_specs
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.logs import LOG_FORMATS, setup_logging
-from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file
+from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file, nested_problems
 from persona_server.query import Message, Query
 from persona_server.settings import DEFAULT_PORT, Settings
 
@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve personas over HTTP (the default command)")
     _persona_args(serve)
-    serve.add_argument("--personas", action="append", default=[], metavar="DIR",
+    serve.add_argument("--personas", "--personas-dir", dest="personas", action="append", default=[], metavar="DIR",
                        help="serve every *.json persona in DIR (repeatable)")
+    serve.add_argument("--ovos-personas", action="store_true",
+                       help="also serve the personas of installed OpenVoiceOS packages (opm.plugin.persona) "
+                       "and of ~/.config/ovos_persona/")
     serve.add_argument("--default-persona", metavar="NAME", help="persona for requests naming no known model")
     serve.add_argument("--no-watch", dest="watch", action="store_false",
                        help="do not reload --personas directories when their files change")
@@ -58,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME", help="answer requests for Host NAME while bound to loopback (repeatable; "
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    _limit_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="cancel a request's work after this long (default 300; 0: no limit)")
+    serve.add_argument("--graceful-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="on SIGTERM, let answers in flight finish this long before cancelling them (default 10)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                        help="text lines, or one JSON object per line for log shippers (default text)")
@@ -78,6 +86,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("solvers", help="list the solver names this installation knows")
     return parser
+
+
+def _limit_args(serve: argparse.ArgumentParser) -> None:
+    def size(text: str) -> int:
+        try:
+            return limits.parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def rate(text: str) -> str:
+        try:
+            return str(limits.Rate.parse(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def seconds(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError("must be a number of seconds above 0")
+        return value
+
+    group = serve.add_argument_group("limits")
+    group.add_argument("--max-body-size", type=size, default=limits.DEFAULT_MAX_BODY, metavar="BYTES",
+                       help="largest request body, e.g. 4MiB (default 4MiB); larger ones get 413")
+    group.add_argument("--max-concurrent", type=int, default=limits.DEFAULT_MAX_CONCURRENT, metavar="N",
+                       help=f"requests in progress at once per process; more get 429 (default "
+                            f"{limits.DEFAULT_MAX_CONCURRENT}, 0: no limit)")
+    group.add_argument("--rate-limit", type=rate, metavar="N/PERIOD",
+                       help="requests per client, e.g. 60/minute (also N/second, N/hour); more get 429")
+    group.add_argument("--header-timeout", type=seconds, default=limits.DEFAULT_HEADER_TIMEOUT, metavar="S",
+                       help=f"seconds a client has to send a request's headers (default "
+                            f"{limits.DEFAULT_HEADER_TIMEOUT:g})")
+    group.add_argument("--body-timeout", type=seconds, default=limits.DEFAULT_BODY_TIMEOUT, metavar="S",
+                       help=f"seconds a client has to send a request's body after its headers (default "
+                            f"{limits.DEFAULT_BODY_TIMEOUT:g})")
+    group.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
+                       help="HTTP parser (default auto: httptools when installed)")
 
 
 def _env_list(name: str) -> list[str]:
@@ -123,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from persona_server import http_protocol, serving
 
     settings = Settings(
         host=args.host,
@@ -143,6 +188,15 @@ def serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         log_format=args.log_format,
         ping_interval=float(os.environ.get("PERSONA_SERVER_PING_INTERVAL", "15")),
+        max_body_size=args.max_body_size,
+        max_concurrent=args.max_concurrent or None,
+        rate_limit=args.rate_limit,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        http=args.http,
+        ovos_personas=args.ovos_personas,
+        request_timeout=max(0.0, args.request_timeout),
+        graceful_timeout=max(0.0, args.graceful_timeout),
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
@@ -161,33 +215,46 @@ def serve(args: argparse.Namespace) -> int:
         # Load generators and proxies hold keep-alive connections open between bursts.
         "timeout_keep_alive": 65,
         "lifespan": "on",
+        "graceful_timeout": settings.graceful_timeout,
+        # Our protocol classes bound slow and malformed requests (see persona_server.http_protocol).
+        "http": http_protocol.protocol_path(settings.http),
+        "h11_max_incomplete_event_size": settings.max_header_size,
     }
+    http_protocol.configure(settings)
     if settings.workers > 1:
         from persona_server.metrics import multiprocess_dir
 
         os.environ[SETTINGS_ENV] = json.dumps(settings.to_dict())
         # Each worker counts its own metrics into a shared directory, so /metrics can sum them.
         with multiprocess_dir():
-            uvicorn.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers, **common)
-    else:
-        from persona_server.app import create_app
+            return serving.run("persona_server.cli:app_from_env", factory=True, workers=settings.workers,
+                               **common)
+    from persona_server.app import create_app
 
-        uvicorn.run(create_app(catalog, settings), **common)
-    return 0
+    return serving.run(create_app(catalog, settings), **common)
 
 
 def build_catalog(settings: Settings) -> Catalog:
     specs = load_specs(settings.persona_files, settings.persona_dirs)
+    if not settings.persona_files and not settings.persona_dirs:
+        # As the original's container images run it: a persona described by the environment, if any.
+        from persona_server.ovos_personas import env_persona
+
+        spec = env_persona()
+        specs = [spec] if spec is not None else []
     return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads,
-                   watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True)
+                   watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True,
+                   ovos_personas=settings.ovos_personas)
 
 
 def app_from_env():  # type: ignore[no-untyped-def]
     """App factory for worker processes (`--workers N`): settings come from the parent's environment."""
+    from persona_server import http_protocol
     from persona_server.app import create_app
 
     settings = Settings.from_dict(json.loads(os.environ[SETTINGS_ENV]))
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
+    http_protocol.configure(settings)
     return create_app(build_catalog(settings), settings)
 
 
@@ -195,7 +262,12 @@ def app_from_env():  # type: ignore[no-untyped-def]
 
 
 def _single_spec(path: str | None) -> list[PersonaSpec]:
-    return [load_persona_file(path)] if path else []
+    if path:
+        return [load_persona_file(path)]
+    from persona_server.ovos_personas import env_persona
+
+    spec = env_persona()
+    return [spec] if spec is not None else []
 
 
 async def ask(args: argparse.Namespace) -> int:
@@ -276,9 +348,13 @@ def validate(files: Sequence[str]) -> int:
         failed = [slot for slot in persona.slots if slot.state == "error"]
         for slot in failed:
             print(f"{file}: solver {slot.name!r}: {slot.status().get('error')}")
-        problems += len(failed)
-        if not failed:
-            print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers)")
+        nested = nested_problems(spec)
+        for where, problem in nested:
+            print(f"{file}: {where}: {secrets.redact(problem)}")
+        problems += len(failed) + len(nested)
+        if not failed and not nested:
+            about = f" - {spec.description}" if spec.description else ""
+            print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers){about}")
         if not persona.always_answers:
             # Not a problem (exit status unchanged), but worth knowing before users meet it.
             ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"
@@ -292,9 +368,17 @@ def _no_http():  # type: ignore[no-untyped-def]
 
 
 def list_solvers() -> int:
-    from persona_server.solvers import registry
+    from persona_server.solvers import ovos, registry
 
     for name in registry.available():
         canonical = registry.canonical_name(name)
         print(name if canonical == name else f"{name} -> {canonical}")
+    for group, plugins in ovos.installed_by_group().items():
+        if not plugins:
+            continue
+        print(f"\ninstalled OpenVoiceOS plugins ({group}):")
+        for plugin in plugins:
+            shadowed = registry.canonical_name(plugin.name) in registry.BUILTINS
+            note = f"  (a built-in has this name: write {ovos.PREFIX}{plugin.name})" if shadowed else ""
+            print(f"{plugin.name}  [{plugin.package or plugin.value}]{note}")
     return 0

@@ -20,7 +20,10 @@ strangers who both open with "hello" must not see each other's answers. The key 
 Query.conversation_id)`, and each persona keeps its own store, so nothing crosses users or personas.
 
 The store is bounded: least recently used conversations are dropped beyond `conversations`, and a conversation
-untouched for `ttl` seconds is forgotten. It lives in the server process; nothing is written to disk.
+untouched for `ttl` seconds is forgotten. It is bounded in bytes too (UTF-8 of questions and answers): a
+conversation keeps at most `max_bytes` (its oldest pairs go first; a pair larger than that alone is truncated),
+and all conversations of the persona together at most `total_bytes` (least recently used go first). It lives in
+the server process; nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ Pair = tuple[str, str]
 
 DEFAULT_TTL = 3600.0
 DEFAULT_CONVERSATIONS = 10_000
+DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_TOTAL_BYTES = 64 * 1024 * 1024
+_KEYS = ("turns", "ttl", "conversations", "max_bytes", "total_bytes")
 _SYSTEM_ROLES = ("system", "developer")
 
 
@@ -50,6 +56,8 @@ class MemorySettings:
     turns: int
     ttl: float = DEFAULT_TTL
     conversations: int = DEFAULT_CONVERSATIONS
+    max_bytes: int = DEFAULT_MAX_BYTES  # per conversation
+    total_bytes: int = DEFAULT_TOTAL_BYTES  # all conversations of one persona
 
 
 def parse_memory_setting(value: Any) -> MemorySettings | None:
@@ -61,7 +69,7 @@ def parse_memory_setting(value: Any) -> MemorySettings | None:
             raise ValueError("'memory' must be 0 or more question/answer pairs")
         return MemorySettings(turns=value) if value else None
     if isinstance(value, dict):
-        unknown = set(value) - {"turns", "ttl", "conversations"}
+        unknown = set(value) - set(_KEYS)
         if unknown:
             raise ValueError(f"'memory' has unknown keys: {', '.join(sorted(unknown))}")
         turns = value.get("turns", 5)
@@ -73,8 +81,17 @@ def parse_memory_setting(value: Any) -> MemorySettings | None:
             raise ValueError("'memory.ttl' must be a number of seconds above 0")
         if not _is_int(conversations) or conversations < 1:
             raise ValueError("'memory.conversations' must be 1 or more")
-        return MemorySettings(turns=turns, ttl=float(ttl), conversations=conversations) if turns else None
-    raise ValueError("'memory' must be a number of question/answer pairs or an object {turns, ttl, conversations}")
+        max_bytes = value.get("max_bytes", DEFAULT_MAX_BYTES)
+        total_bytes = value.get("total_bytes", max(DEFAULT_TOTAL_BYTES, max_bytes if _is_int(max_bytes) else 0))
+        if not _is_int(max_bytes) or max_bytes < 64:
+            raise ValueError("'memory.max_bytes' must be 64 or more bytes")
+        if not _is_int(total_bytes) or total_bytes < max_bytes:
+            raise ValueError("'memory.total_bytes' must be at least 'memory.max_bytes'")
+        if not turns:
+            return None
+        return MemorySettings(turns=turns, ttl=float(ttl), conversations=conversations, max_bytes=max_bytes,
+                              total_bytes=total_bytes)
+    raise ValueError("'memory' must be a number of question/answer pairs or an object {" + ", ".join(_KEYS) + "}")
 
 
 def _is_int(value: Any) -> bool:
@@ -98,10 +115,22 @@ def history_pairs(messages: Sequence[Message]) -> list[Pair]:
     return pairs
 
 
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _truncate(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes of text, cut at a character boundary."""
+    if _size(text) <= limit:
+        return text
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
 @dataclass(slots=True)
 class _Conversation:
     pairs: deque[Pair]
     used: float
+    size: int = 0  # UTF-8 bytes of its pairs
 
 
 class ConversationMemory:
@@ -111,6 +140,7 @@ class ConversationMemory:
         self.settings = settings
         self._clock = clock
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        self._size = 0
 
     def __len__(self) -> int:
         return len(self._conversations)
@@ -124,25 +154,56 @@ class ConversationMemory:
         self._conversations.move_to_end(key)
         return list(conversation.pairs)
 
+    @property
+    def size(self) -> int:
+        """UTF-8 bytes of every question and answer kept."""
+        return self._size
+
     def remember(self, key: str, question: str, answer: str) -> None:
         self._expire()
         conversation = self._conversations.get(key)
         if conversation is None:
-            conversation = _Conversation(deque(maxlen=self.settings.turns), self._clock())
+            conversation = _Conversation(deque(), self._clock())
             self._conversations[key] = conversation
-        conversation.pairs.append((question, answer))
+        self._add(conversation, question, answer)
         conversation.used = self._clock()
         self._conversations.move_to_end(key)
-        while len(self._conversations) > self.settings.conversations:
-            self._conversations.popitem(last=False)
+        self._bound()
+
+    def _add(self, conversation: _Conversation, question: str, answer: str) -> None:
+        limit = self.settings.max_bytes
+        # One pair larger than the whole allowance keeps the start of each side, the question at most half.
+        question = _truncate(question, limit // 2)
+        answer = _truncate(answer, limit - _size(question))
+        conversation.pairs.append((question, answer))
+        added = _size(question) + _size(answer)
+        conversation.size += added
+        self._size += added
+        pairs = conversation.pairs
+        while len(pairs) > self.settings.turns or conversation.size > limit:
+            old_q, old_a = pairs.popleft()
+            dropped = _size(old_q) + _size(old_a)
+            conversation.size -= dropped
+            self._size -= dropped
+
+    def _bound(self) -> None:
+        while self._conversations and (len(self._conversations) > self.settings.conversations
+                                       or self._size > self.settings.total_bytes):
+            self._drop(next(iter(self._conversations)))
+
+    def _drop(self, key: str) -> None:
+        self._size -= self._conversations.pop(key).size
 
     def adopt(self, other: ConversationMemory) -> None:
         """Carry the conversations of a persona's previous version over (a reloaded persona file)."""
         for key, conversation in other._conversations.items():
-            pairs = deque(conversation.pairs, maxlen=self.settings.turns)
-            self._conversations[key] = _Conversation(pairs, conversation.used)
-        while len(self._conversations) > self.settings.conversations:
-            self._conversations.popitem(last=False)
+            if key in self._conversations:
+                self._drop(key)
+            copy = _Conversation(deque(), conversation.used)
+            self._conversations[key] = copy
+            for question, answer in conversation.pairs:
+                self._add(copy, question, answer)
+        self._bound()
 
     def _expire(self) -> None:
         # Ordered by last use, so the expired ones are at the front.
@@ -151,7 +212,7 @@ class ConversationMemory:
             key, conversation = next(iter(self._conversations.items()))
             if conversation.used > deadline:
                 break
-            del self._conversations[key]
+            self._drop(key)
 
     # -- answering with memory ------------------------------------------------------------------------------
 

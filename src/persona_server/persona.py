@@ -13,19 +13,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx
-import orjson
 from pydantic import ValidationError
 
-from persona_server import secrets
+from persona_server import persona_format, secrets
 from persona_server.chain import ON_NO_ANSWER, AnswerStream, run_chain
-from persona_server.memory import ConversationMemory, MemorySettings, parse_memory_setting
+from persona_server.memory import ConversationMemory, MemorySettings
+from persona_server.persona_file import FileProblem, read_json_file
 from persona_server.query import Answer, Query
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
+
+if TYPE_CHECKING:
+    from persona_server.ovos_memory import InstalledMemory
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ DEFAULT_SOLVERS: list[str] = [
 
 # Persona-level settings that are not solver blocks.
 PERSONA_SETTINGS = ("speculative", "memory", "on_no_answer")
+# OpenVoiceOS's newer persona-level keys (see persona_format.py).
+FORMAT_SETTINGS = persona_format.KEYS
 
 
 class PersonaError(Exception):
@@ -69,11 +74,19 @@ class PersonaSpec:
     memory: MemorySettings | None = None
     # When no solver answers: "apology" (the failure solver's lines) or "error" (422, as the original answers).
     on_no_answer: str = "apology"
+    description: str = ""
+    # Persona-level system prompt and how it combines with the client's system messages (persona_format.py).
+    system_prompt: str | None = None
+    system_prompt_strategy: persona_format.Strategy = "append"
+    # An installed OpenVoiceOS memory plugin (`memory_module`) to run instead of our memory.
+    memory_plugin: str | None = None
 
     def block(self, solver_name: str) -> Any:
         """The config block for a solver, found under its written name, canonical name or any alias."""
         if solver_name in self.blocks:
             return self.blocks[solver_name]
+        if registry.is_installed_plugin_name(solver_name):
+            return self.block(solver_name.split(":", 1)[1])
         canonical = registry.canonical_name(solver_name)
         for key, value in self.blocks.items():
             if registry.canonical_name(key) == canonical:
@@ -85,9 +98,13 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
     """Validate a decoded persona file. Raises PersonaError on anything that makes the file unusable."""
     if not isinstance(data, dict):
         raise PersonaError(source, f"expected a JSON object, got {_json_type(data)}")
-    if "solvers" not in data:
-        raise PersonaError(source, "missing 'solvers' (a list of solver names)")
-    solvers = data["solvers"]
+    if "solvers" not in data and "handlers" not in data:
+        raise PersonaError(source, "missing 'solvers' (or 'handlers': a list of solver names)")
+    try:
+        keys = persona_format.parse_format_keys(data)
+    except ValueError as exc:
+        raise PersonaError(source, str(exc)) from None
+    solvers = keys.solvers
     if not isinstance(solvers, list) or not all(isinstance(s, str) and s.strip() for s in solvers):
         raise PersonaError(source, "'solvers' must be a list of solver names (non-empty strings)")
     if not solvers:
@@ -98,14 +115,11 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
     speculative = data.get("speculative", True)
     if not isinstance(speculative, bool):
         raise PersonaError(source, "'speculative' must be true or false")
-    try:
-        memory = parse_memory_setting(data.get("memory"))
-    except ValueError as exc:
-        raise PersonaError(source, str(exc)) from None
+    memory = keys.memory
     on_no_answer = data.get("on_no_answer", "apology")
     if on_no_answer not in ON_NO_ANSWER:
         raise PersonaError(source, "'on_no_answer' must be \"apology\" or \"error\"")
-    blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS)}
+    blocks = {k: v for k, v in data.items() if k not in ("name", "solvers", *PERSONA_SETTINGS, *FORMAT_SETTINGS)}
     secrets.register_config(blocks)
     return PersonaSpec(
         name=name.strip(),
@@ -115,21 +129,19 @@ def parse_persona(data: Any, *, source: str, default_name: str) -> PersonaSpec:
         source=source,
         memory=memory,
         on_no_answer=on_no_answer,
+        description=keys.description,
+        system_prompt=keys.system_prompt,
+        system_prompt_strategy=keys.strategy,
+        memory_plugin=keys.memory_plugin,
     )
 
 
 def load_persona_file(path: str | Path) -> PersonaSpec:
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PersonaError(str(path), "no such file") from None
-    except OSError as exc:
-        raise PersonaError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PersonaError(str(path), f"invalid JSON: {exc}") from None
+        data = read_json_file(path)
+    except FileProblem as exc:
+        raise PersonaError(str(path), str(exc)) from None
     return parse_persona(data, source=str(path), default_name=path.stem)
 
 
@@ -137,6 +149,47 @@ def default_persona_spec() -> PersonaSpec:
     # The chit-chat brain introduces itself by this name rather than by the model id "default".
     blocks = {"ovos-solver-rivescript-plugin": {"name": "Persona"}}
     return PersonaSpec(name=DEFAULT_PERSONA_NAME, solvers=list(DEFAULT_SOLVERS), blocks=blocks)
+
+
+# Block keys that name other solvers (grounding, tools, mixtures): `validate` checks them too.
+NESTED_SOLVER_KEYS = ("context_solvers", "tool_solvers", "workers", "judge")
+
+
+def nested_problems(spec: PersonaSpec) -> list[tuple[str, str]]:
+    """Solver names inside the blocks of a persona's chain that do not resolve: [(where, problem)]."""
+    problems: list[tuple[str, str]] = []
+    if spec.memory_plugin:
+        from persona_server.solvers import ovos
+
+        if ovos.find_memory(spec.memory_plugin) is None:
+            problems.append((f"memory_module {spec.memory_plugin!r}", "no installed memory plugin has that name "
+                             f"(opm.agents.memory; {ovos.EXTRA_HINT}, then install its package)"))
+    seen: set[str] = set()
+    pending = [(name, spec.block(name)) for name in spec.solvers]
+    while pending:
+        owner, block = pending.pop(0)
+        if not isinstance(block, dict):
+            continue
+        for key in NESTED_SOLVER_KEYS:
+            refs = block.get(key)
+            for ref in refs if isinstance(refs, list) else [refs] if refs is not None else []:
+                where = f"solver {owner!r}: {key}"
+                if isinstance(ref, str):
+                    name, inline = ref, None
+                elif isinstance(ref, dict) and isinstance(ref.get("solver") or ref.get("name"), str):
+                    name, inline = ref.get("solver") or ref.get("name"), ref
+                else:
+                    problems.append((where, "an entry must be a solver name or {\"solver\": name, ...}"))
+                    continue
+                try:
+                    registry.resolve(name)
+                except registry.UnknownSolver as exc:
+                    problems.append((f"{where}: {name!r}", str(exc)))
+                    continue
+                if name not in seen or inline is not None:
+                    seen.add(name)
+                    pending.append((name, inline if inline is not None else spec.block(name)))
+    return problems
 
 
 def _json_type(value: Any) -> str:
@@ -166,6 +219,8 @@ class SolverSlot:
     state: SolverState = "loading"
     error: str | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    # Why its last turn was skipped (raised, timed out, returned no text), for /status; cleared by an answer.
+    last_error: str | None = None
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state}
@@ -173,6 +228,8 @@ class SolverSlot:
             out["implementation"] = self.solver.name
         if self.error:
             out["error"] = secrets.redact(self.error)
+        if self.last_error:
+            out["last_error"] = secrets.redact(self.last_error)
         return out
 
 
@@ -195,6 +252,7 @@ class Persona:
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
         self.memory = ConversationMemory(spec.memory) if spec.memory else None
+        self.memory_plugin = self._memory_plugin() if spec.memory_plugin else None
 
     # -- building -----------------------------------------------------------------------------------------
 
@@ -233,6 +291,14 @@ class Persona:
             self._fail(slot, str(exc) or type(exc).__name__)
         return slot
 
+    def _memory_plugin(self) -> InstalledMemory:
+        from persona_server.ovos_memory import InstalledMemory
+
+        assert self.spec.memory_plugin is not None
+        block = self.spec.block(self.spec.memory_plugin)
+        return InstalledMemory(self.spec.memory_plugin, block if isinstance(block, dict) else {},
+                               persona=self.name, run_blocking=self._context().run_blocking)
+
     def _fail(self, slot: SolverSlot, reason: str) -> None:
         slot.state = "error"
         slot.error = reason
@@ -247,6 +313,8 @@ class Persona:
         for slot in self.slots:
             if slot.solver is not None and slot.state == "loading":
                 self._load_tasks.append(asyncio.create_task(self._load(slot), name=f"load {slot.name}"))
+        if self.memory_plugin is not None:
+            self._load_tasks.append(asyncio.create_task(self.memory_plugin.load(), name="load memory_module"))
 
     async def _load(self, slot: SolverSlot) -> None:
         assert slot.solver is not None
@@ -262,14 +330,20 @@ class Persona:
 
     async def wait_ready(self) -> None:
         await asyncio.gather(*(slot.loaded.wait() for slot in self.slots))
+        if self.memory_plugin is not None:
+            await self.memory_plugin.loaded.wait()
 
     @property
     def ready(self) -> bool:
+        if self.memory_plugin is not None and self.memory_plugin.state == "loading":
+            return False
         return all(slot.state != "loading" for slot in self.slots)
 
     async def close(self) -> None:
         for task in self._load_tasks:
             task.cancel()
+        if self.memory_plugin is not None:
+            await self.memory_plugin.close()
         for name, solver in self._instances.items():
             try:
                 await solver.close()
@@ -280,6 +354,12 @@ class Persona:
 
     def stream(self, query: Query) -> AnswerStream:
         query.persona = self.name
+        spec = self.spec
+        if persona_format.applies(spec.system_prompt, spec.system_prompt_strategy):
+            persona_format.apply_system_prompt(query, spec.system_prompt, spec.system_prompt_strategy)
+        if self.memory_plugin is not None:
+            return self.memory_plugin.run(self.slots, query, speculative=self.spec.speculative, persona=self.name,
+                                          on_no_answer=self.spec.on_no_answer)
         if self.memory is not None:
             return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name,
                                    on_no_answer=self.spec.on_no_answer)
@@ -292,8 +372,14 @@ class Persona:
         return Answer(text=text, solver=stream.solver, sources=stream.sources, finish_reason=stream.finish_reason)
 
     def status(self) -> dict[str, Any]:
+        if self.memory_plugin is not None:
+            return {**self._status(), "memory_module": self.memory_plugin.status()}
+        return self._status()
+
+    def _status(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "description": self.spec.description,
             "source": self.spec.source,
             "ready": self.ready,
             "solvers": [slot.status() for slot in self.slots],

@@ -6,6 +6,14 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from persona_server.limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_HEADER,
+)
+
 DEFAULT_PORT = 8337
 
 
@@ -37,6 +45,21 @@ class Settings:
     ping_interval: float = 15.0
     # Worker threads shared by the blocking solvers of all personas.
     max_threads: int = 8
+    # Bounds on requests and clients (see persona_server.limits; defaults there).
+    max_body_size: int = DEFAULT_MAX_BODY
+    max_header_size: int = DEFAULT_MAX_HEADER
+    max_concurrent: int | None = DEFAULT_MAX_CONCURRENT  # None or 0: no limit
+    rate_limit: str | None = None  # "N/second|minute|hour" per client
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    # uvicorn's HTTP parser: "auto" (httptools when installed), "httptools" or "h11".
+    http: Literal["auto", "httptools", "h11"] = "auto"
+    # Also serve OpenVoiceOS's personas: opm.plugin.persona entry points and ~/.config/ovos_persona/.
+    ovos_personas: bool = False
+    # Seconds a request may take in all; its work is cancelled then (0: no limit).
+    request_timeout: float = 300.0
+    # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
+    graceful_timeout: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

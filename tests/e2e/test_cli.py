@@ -115,13 +115,11 @@ def test_console_scripts_are_installed() -> None:
 
 
 def test_non_loopback_without_key_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """Checked in-process with uvicorn.run replaced: tests never bind beyond 127.0.0.1."""
-    import uvicorn
-
-    from persona_server import cli
+    """Checked in-process with the server's run replaced: tests never bind beyond 127.0.0.1."""
+    from persona_server import cli, serving
 
     calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(serving, "run", lambda app, **kw: calls.append(kw) or 0)
     monkeypatch.setattr(cli, "setup_logging", lambda level, **kwargs: None)
     with caplog.at_level("WARNING"):
         assert cli.main(["--host", "0.0.0.0", "--port", "9999"]) == 0

@@ -19,7 +19,7 @@ import collections
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ class Reply:
     blank_lines: bool = True  # False: leave out the blank line between SSE events
     drop_after: int | None = None  # stream this many tokens, then drop the connection mid-body
     unfinished: bool = False  # end the stream cleanly after the tokens, but with no finish_reason and no [DONE]
+    forever: bool = False  # repeat the tokens without end (an upstream that never stops)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Recorded:
     token_times: list[float] = field(default_factory=list)  # when each token was written
     finished: float | None = None
     disconnected: bool = False  # the client went away before the end
+    closed_at: float | None = None  # when the upstream saw that (time.monotonic())
 
 
 class Upstream:
@@ -86,12 +88,21 @@ class Upstream:
         self._thread = threading.Thread(target=self._server.run, name="upstream", daemon=True)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections this upstream holds open right now (in use or idle keep-alive)."""
+        return len(self._server.server_state.connections)
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: Reply, model: str = ANY) -> None:
         with self._lock:
             self._scripts[model].extend(replies)
+
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._scripts.clear()
 
     def _next(self, model: str) -> Reply:
         with self._lock:
@@ -141,6 +152,7 @@ class Upstream:
                 yield event
         except (asyncio.CancelledError, GeneratorExit, OSError):
             record.disconnected = True
+            record.closed_at = time.monotonic()
             raise
 
     async def _script_events(self, reply: Reply, record: Recorded) -> AsyncIterator[bytes]:
@@ -150,7 +162,7 @@ class Upstream:
         yield b"data: " + orjson.dumps(_chunk({"role": "assistant", "content": ""})) + end
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
-        for index, token in enumerate(reply.tokens):
+        for index, token in enumerate(_tokens(reply)):
             if reply.hang_after is not None and index >= reply.hang_after:
                 await asyncio.sleep(3600)
             if reply.drop_after is not None and index >= reply.drop_after:
@@ -181,6 +193,14 @@ class Upstream:
 
 class DroppedOnPurpose(Exception):
     """Ends a scripted stream by dropping its connection (`Reply.drop_after`)."""
+
+
+def _tokens(reply: Reply) -> Iterator[str]:
+    if not reply.forever:
+        yield from reply.tokens
+        return
+    while True:
+        yield from reply.tokens or [" more"]
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -36,14 +36,19 @@ class FixedOptions(SolverOptions):
     marker: str | None = None
     fail: bool = False
     source: str | None = None
+    load_delay: float = 0.0
 
 
 class FixedSolver(Solver):
-    """Answers `text` after `delay` seconds; writes 'cancelled' to `marker` when cancelled; `fail` raises."""
+    """Answers `text` after `delay` seconds; writes 'cancelled' to `marker` when cancelled; `fail` raises;
+    takes `load_delay` seconds to load."""
 
     name = "test-fixed"
     Options = FixedOptions
     options: FixedOptions
+
+    async def load(self) -> None:
+        await asyncio.sleep(self.options.load_delay)
 
     async def answer(self, query: Query) -> str | Answer:
         try:

@@ -16,17 +16,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from persona_server import metrics
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import ClientGone
+from persona_server.limits import refuse
 
 if TYPE_CHECKING:
     from persona_server.catalog import Catalog
     from persona_server.settings import Settings
-
-# A chat request is a few kilobytes; a long history a few hundred. Anything far larger is a mistake or abuse.
-MAX_BODY_BYTES = 16 * 1024 * 1024
-
 
 @dataclass(frozen=True, slots=True)
 class ServerState:
@@ -41,7 +37,14 @@ def server_state(request: Request) -> ServerState:
 
 
 async def read_body(request: Request) -> bytes:
-    """The whole request body. Raises ClientGone if the client leaves, 413 if it is too large."""
+    """The whole request body. Raises ClientGone if the client leaves, 413 if it is larger than
+    `max_body_size`: from Content-Length before reading any of it, else (chunked) as soon as it is."""
+    limit = server_state(request).settings.max_body_size
+    for name, value in request.scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit() or int(value) > limit:
+                raise _too_large(limit)
+            break
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -50,12 +53,18 @@ async def read_body(request: Request) -> bytes:
             raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            metrics.record_refusal("body_size")
-            raise APIError(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
+        if size > limit:
+            raise _too_large(limit)
         if not message.get("more_body", False):
             return b"".join(chunks) + chunk if chunks else chunk
         chunks.append(chunk)
+
+
+def _too_large(limit: int) -> APIError:
+    error = refuse("body_size", 413, f"The request body is larger than the server's limit of {limit} bytes.")
+    # The rest of the body is never read: the connection must close after the answer.
+    error.headers = {"Connection": "close"}
+    return error
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -28,9 +28,11 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
+    431: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     502: "server_error",
@@ -49,6 +51,8 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.type = type or ERROR_TYPES.get(status, "invalid_request_error")
+        # Extra response headers (`Retry-After`, `Connection: close`).
+        self.headers: dict[str, str] | None = None
 
 
 def openai_error_body(error: APIError) -> dict[str, Any]:
@@ -66,7 +70,9 @@ def ollama_error(error: APIError) -> Response:
 
 
 def _auth_header(error: APIError) -> dict[str, str] | None:
-    return {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    if error.status == 401:
+        return {"WWW-Authenticate": "Bearer", **(error.headers or {})}
+    return error.headers
 
 
 def json_error(body: dict[str, Any], error: APIError) -> Response:
@@ -76,7 +82,8 @@ def json_error(body: dict[str, Any], error: APIError) -> Response:
 
 
 def is_ollama_path(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    # The original server's prefix too (api/prefixes.py maps it before routing; middleware may see it first).
+    return path == "/api" or path.startswith(("/api/", "/ollama/api"))
 
 
 Renderer = Callable[[APIError], Response]

@@ -37,6 +37,8 @@ async def status(request: Request) -> Response:
         "personas": [persona.status() for persona in catalog],
         # Persona files that could not be (re)loaded: [{"file", "problem"}].
         "problems": catalog.problems,
+        # The shared HTTP pool of the network solvers: {"active", "connections", "in_use", "max_connections"}.
+        "http_pool": catalog.http_pool(),
     })
 
 

@@ -24,16 +24,23 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__, metrics
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
-from persona_server.api.schemas import Lenient
-from persona_server.api.streaming import ending_cleanly, ndjson_error, unless_disconnected, word_chunks
+from persona_server.api.schemas import Lenient, Stop, UserId
+from persona_server.api.streaming import (
+    AnswerStreamingResponse,
+    ending_cleanly,
+    ndjson_error,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -55,7 +62,7 @@ class _Body(BaseModel):
 class Options(_Body):
     # Ollama's Go server takes 50.0 for an integer option, as OpenAI does.
     num_predict: Annotated[int, Lenient] | None = None
-    stop: str | list[str] | None = None
+    stop: Stop = None
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
 
@@ -80,7 +87,7 @@ class _Generation(_Body):
     stream: bool | None = None
     options: Options | None = None
     # Extensions: who is asking (per-conversation memory), and the language and units of the answer.
-    user: str | None = None
+    user: UserId | None = None
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
@@ -101,7 +108,7 @@ class _Generation(_Body):
 
 
 class ChatRequest(_Generation):
-    messages: list[ChatMessage]
+    messages: Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]
 
 
 class GenerateRequest(_Generation):
@@ -218,8 +225,8 @@ class _Answer:
 async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
     if stream:
         settings: Settings = server_state(request).settings
-        return StreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
-                                 media_type=NDJSON)
+        return AnswerStreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
+                                       media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
     return json_response(answer.final(text))
 
@@ -338,6 +345,7 @@ async def show(request: Request) -> Response:
             "persona.solvers": solvers,
             "persona.ready": persona.ready,
             "persona.memory": persona.spec.memory.turns if persona.spec.memory else 0,
+            "persona.description": persona.spec.description,
         },
         "capabilities": ["completion"],
         "modified_at": _modified_at(persona, server_state(request).started),

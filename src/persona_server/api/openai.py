@@ -6,14 +6,14 @@ answer back. Served under `/v1` and at the root, as old clients post to `/chat/c
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import metrics
@@ -24,6 +24,7 @@ from persona_server.api.streaming import (
     SSE_DONE,
     SSE_HEADERS,
     SSE_PING,
+    AnswerStreamingResponse,
     ending_cleanly,
     sse_error,
     sse_event,
@@ -32,6 +33,7 @@ from persona_server.api.streaming import (
 )
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
+from persona_server.limits import gather_bounded
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -90,7 +92,8 @@ async def _answer(persona: Persona, query: Query) -> tuple[str, AnswerStream]:
 async def _answers(persona: Persona, queries: list[Query]) -> list[tuple[str, AnswerStream]]:
     if len(queries) == 1:
         return [await _answer(persona, queries[0])]
-    return list(await asyncio.gather(*(_answer(persona, query) for query in queries)))
+    # A few at a time: n choices or a list of prompts must not start every answer at once.
+    return await gather_bounded(functools.partial(_answer, persona, query) for query in queries)
 
 
 # -- chat completions -----------------------------------------------------------------------------------------
@@ -107,7 +110,8 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.stream:
         events = _chat_events(persona, query, body, completion_id, created, prompt_tokens, settings.ping_interval)
-        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
@@ -194,7 +198,8 @@ async def completions(request: Request) -> Response:
     if body.stream:
         events = _completion_events(persona, jobs, body, completion_id, created, prompt_tokens,
                                     settings.ping_interval)
-        return StreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
 
     results = await unless_disconnected(request, _answers(persona, [query for _, query in jobs]))
     choices = [

@@ -22,22 +22,24 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
-from persona_server.api.schemas import Lenient
+from persona_server.api.schemas import Lenient, UserId
 from persona_server.api.streaming import (
     SSE_HEADERS,
     SSE_PING,
+    AnswerStreamingResponse,
     StreamFailure,
     responses_error,
     unless_disconnected,
     word_chunks,
 )
 from persona_server.chain import AnswerStream
+from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
@@ -80,8 +82,8 @@ class ResponsesRequest(_Body):
     max_output_tokens: Annotated[int, Field(ge=1), Lenient] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    user: str | None = None
-    safety_identifier: str | None = None
+    user: UserId | None = None
+    safety_identifier: UserId | None = None
     stream: bool | None = False
     store: bool | None = None
     previous_response_id: str | None = None
@@ -97,6 +99,8 @@ class ResponsesRequest(_Body):
     def _text_or_items(cls, value: Any) -> Any:
         if not isinstance(value, str | list):
             raise ValueError("must be a string or a list of input items")
+        if isinstance(value, list) and len(value) > MAX_MESSAGES:
+            raise ValueError(f"at most {MAX_MESSAGES} input items")
         return value
 
     def items(self) -> list[InputItem]:
@@ -242,7 +246,7 @@ async def create_response(request: Request) -> Response:
     built = _Response(persona, body, sum(count_tokens(m.content) for m in messages))
     if body.stream:
         events = _events(built, persona.stream(query), settings.ping_interval)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     stream = persona.stream(query)
     text = await unless_disconnected(request, stream.text())
     status, _, item = built.finished(stream, text)

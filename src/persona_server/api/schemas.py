@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic_core import PydanticUseDefault
 
 from persona_server.api.errors import APIError
+from persona_server.limits import MAX_CHOICES, MAX_ID_CHARS, MAX_MESSAGES, MAX_N, MAX_STOP, MAX_STOP_CHARS, refuse
 from persona_server.query import Message, Query
 from persona_server.timezones import TimezoneName
 
@@ -59,7 +60,10 @@ class StreamOptions(_Request):
     include_usage: Annotated[bool, Lenient] = False
 
 
-Stop = str | Annotated[list[str], Field(max_length=4)] | None
+StopText = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+Stop = StopText | Annotated[list[StopText], Field(max_length=MAX_STOP)] | None
+# Who is asking: the key of conversation memory, so bounded.
+UserId = Annotated[str, Field(max_length=MAX_ID_CHARS)]
 PositiveInt = Annotated[int, Field(ge=1), Lenient]
 
 
@@ -67,12 +71,12 @@ class _Generation(_Request):
     model: Annotated[str, Lenient] = ""
     stream: Annotated[bool, Lenient] = False
     stream_options: StreamOptions | None = None
-    n: Annotated[int, Field(ge=1, le=16), Lenient] = 1
+    n: Annotated[int, Field(ge=1, le=MAX_N), Lenient] = 1
     stop: Stop = None
     max_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    user: str | None = None
+    user: UserId | None = None
     # Extensions: the language and units solvers should answer in.
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
@@ -105,7 +109,7 @@ class _Generation(_Request):
 
 
 class ChatCompletionRequest(_Generation):
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
     max_completion_tokens: PositiveInt | None = None
 
     def token_limit(self) -> int | None:
@@ -132,4 +136,9 @@ class CompletionRequest(_Generation):
             return [self.prompt]
         if not self.prompt:
             raise APIError(400, "'prompt' must not be an empty list", param="prompt")
+        if len(self.prompt) * self.n > MAX_CHOICES:
+            # Each prompt and each of its n choices is an answer to compute: bound the fan-out of one request.
+            param = "prompt" if len(self.prompt) > MAX_CHOICES else "n"
+            raise refuse("choices", 400, f"Too many choices: {len(self.prompt)} prompts x n={self.n} is "
+                         f"more than {MAX_CHOICES} answers in one request.", param=param)
         return list(self.prompt)

@@ -13,7 +13,10 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from persona_server import cleanup
 from persona_server.api.errors import APIError, answer_error, openai_error_body
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.deadlines import Deadline
@@ -84,19 +87,22 @@ async def ending_cleanly(events: AsyncIterator[bytes],
     except StreamFailure as exc:
         yield render(exc)
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        # Closed early (a client that left) by a task that is being cancelled itself: shield the inner close.
+        # One that ran to its end has no frame left, and nothing to close.
+        if getattr(events, "ag_frame", None) is not None:
+            await cleanup.shielded(events.aclose())  # type: ignore[attr-defined]
 
 
 async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
     """Yield the source's items, and None whenever `interval` seconds pass without one.
 
     Each item is awaited in its own task so waiting can time out without cancelling the source; closing this
-    generator (a client that went away) cancels the pending item and closes the source.
+    generator (a client that went away) cancels the pending item once and closes the source, shielded: the
+    streaming task that closes it is being cancelled itself (see `cleanup`).
     """
     iterator = aiter(source)
     pending: asyncio.Future[T] | None = None
+    exhausted = False
     try:
         while True:
             if pending is None:
@@ -109,16 +115,22 @@ async def with_pings(source: AsyncIterator[T], interval: float) -> AsyncIterator
             try:
                 item = finished.result()
             except StopAsyncIteration:
+                exhausted = True
                 return
             yield item
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if not exhausted:
+            await cleanup.shielded(_close(pending, iterator))
+
+
+async def _close(pending: asyncio.Future[Any] | None, iterator: AsyncIterator[Any]) -> None:
+    if pending is not None:
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def word_chunks(answer: AsyncIterator[str], interval: float) -> AsyncIterator[list[str] | None]:
@@ -131,6 +143,21 @@ async def word_chunks(answer: AsyncIterator[str], interval: float) -> AsyncItera
             yield None if piece is None else split_pieces(piece)
     finally:
         await pieces.aclose()
+
+
+class AnswerStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body: Starlette leaves a body abandoned by a client that left
+    suspended at a `yield`, for the garbage collector to close some time later, and with it the answer's
+    upstream requests."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            body = self.body_iterator
+            # A body that ran to its end, or out through an exception, has no frame left: nothing to close.
+            if getattr(body, "ag_frame", None) is not None:
+                await cleanup.shielded(body.aclose())  # type: ignore[attr-defined]
 
 
 class ClientGone(Exception):

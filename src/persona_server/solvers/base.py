@@ -48,6 +48,10 @@ class SolverOptions(BaseModel):
 
     enabled: bool = True
     timeout: float | None = Field(default=None, gt=0, description="seconds before the chain moves on")
+    # The timeout bounds the silence between pieces; an upstream that never stops needs a total budget too.
+    deadline: float | None = Field(
+        default=None, gt=0, description="seconds the solver may take in all; a stream is cut there"
+    )
     speculative: bool | None = Field(
         default=None, description="may start before its turn in the chain (default: the solver's own)"
     )
@@ -98,6 +102,8 @@ class Solver:
     # Answers every question (the failure solver): a chain without one may find no answer.
     always_answers: ClassVar[bool] = False
     default_timeout: ClassVar[float] = 10.0
+    # Generous: a rule-based answer takes milliseconds; LLMs set their own (minutes), look-ups a short one.
+    default_deadline: ClassVar[float] = 30.0
     Options: ClassVar[type[SolverOptions]] = SolverOptions
 
     def __init__(self, options: SolverOptions, context: SolverContext) -> None:
@@ -107,6 +113,14 @@ class Solver:
     @property
     def timeout(self) -> float:
         return self.options.timeout if self.options.timeout is not None else self.default_timeout
+
+    @property
+    def deadline(self) -> float:
+        """Seconds the chain gives this solver's whole answer, however steadily it streams (by default never
+        less than its timeout, which may be configured longer)."""
+        if self.options.deadline is not None:
+            return self.options.deadline
+        return max(self.default_deadline, self.timeout)
 
     @property
     def may_speculate(self) -> bool:

@@ -81,6 +81,7 @@ class GGUFSolver(Solver):
     chat = True
     speculative = False  # it keeps a CPU busy for seconds
     default_timeout = 30.0
+    default_deadline = 120.0
     Options = GGUFOptions
     options: GGUFOptions
 

@@ -397,6 +397,7 @@ class LookupSolver(Solver):
 
     speculative = True
     default_timeout = 5.0
+    default_deadline = 10.0
     Options: ClassVar[type[SolverOptions]] = LookupOptions
     options: LookupOptions
     # What the service is called in log lines.

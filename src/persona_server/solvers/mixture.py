@@ -54,6 +54,7 @@ class MixtureSolver(Solver):
     chat = True  # workers that are chat-capable get the whole history
     speculative = False  # workers may be LLMs
     default_timeout = 10.0
+    default_deadline = 120.0
     Options = MixtureOptions
     options: MixtureOptions
 

@@ -40,7 +40,7 @@ import httpx
 import orjson
 from pydantic import Field
 
-from persona_server import secrets
+from persona_server import cleanup, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers import grounding
 from persona_server.solvers.base import Piece, Solver, SolverContext, SolverOptions
@@ -96,6 +96,7 @@ class OpenAISolver(Solver):
     chat = True
     speculative = False  # every call costs money or GPU time
     default_timeout = 30.0
+    default_deadline = 120.0
     Options = OpenAIOptions
     options: OpenAIOptions
 
@@ -232,11 +233,12 @@ class OpenAISolver(Solver):
             headers["Authorization"] = f"Basic {self._basic}"
         timeout = httpx.Timeout(self.upstream_timeout, connect=min(self.options.connect_timeout,
                                                                    self.upstream_timeout))
+        client = self.context.http
+        request = client.build_request("POST", self._url, content=orjson.dumps(body), timeout=timeout,
+                                       headers={**headers, "Content-Type": "application/json"})
         try:
-            async with self.context.http.stream(
-                "POST", self._url, content=orjson.dumps(body), headers={**headers, "Content-Type":
-                                                                      "application/json"}, timeout=timeout,
-            ) as response:
+            response = await cleanup.opened(client.send(request, stream=True), httpx.Response.aclose)
+            try:
                 if response.status_code >= 400:
                     await response.aread()
                     raise UpstreamError(self._status_message(response), status=response.status_code)
@@ -258,6 +260,10 @@ class OpenAISolver(Solver):
                 # A stream that ends with neither `[DONE]` nor a finish_reason was cut off: not a whole answer.
                 if not turn.finished:
                     raise UpstreamError("the upstream's answer ended before it was finished")
+            finally:
+                # Shielded: a client that left cancels this task, and an unfinished close would keep the
+                # connection checked out of the shared pool for good.
+                await cleanup.shielded(response.aclose())
         except httpx.TimeoutException:
             raise UpstreamError(f"the upstream sent nothing for {self.upstream_timeout:g} s") from None
         except httpx.HTTPError as exc:

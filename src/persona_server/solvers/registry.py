@@ -3,6 +3,8 @@
 Built-ins are listed as "module:Class" strings and imported on first use, so a persona pays only for the
 solvers it names (WordNet or an LLM runtime are heavy imports). Third-party packages register solvers in the
 `persona_server.solvers` entry-point group; a built-in name always wins over an entry point of the same name.
+A name that is none of these is looked up among the installed OpenVoiceOS plugins (`solvers/ovos.py`); written
+as `ovos:NAME` it always means the installed plugin, even where a built-in has the same name.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ ALIASES: dict[str, str] = {
     "ovos-solver-ddg-plugin": "ovos-solver-plugin-ddg",
     "ovos-solver-wolfram-alpha-plugin": "ovos-solver-plugin-wolfram-alpha",
     "ovos-solver-openai-persona-plugin": "ovos-solver-openai-plugin",
+    # The names OpenVoiceOS's packages go by today (its current manuals write OldSchoolBot with them).
+    "ovos-wikipedia-plugin": "ovos-solver-plugin-wikipedia",
+    "ovos-ddg-plugin": "ovos-solver-plugin-ddg",
+    "ovos-wolfram-alpha-plugin": "ovos-solver-plugin-wolfram-alpha",
+    "ovos-wordnet-plugin": "ovos-solver-wordnet-plugin",
+    "ovos-question-solver-wordnet": "ovos-solver-wordnet-plugin",
+    "ovos-chat-openai-plugin": "ovos-solver-openai-plugin",
+    "ovos-chat-gguf-plugin": "ovos-solver-gguf-plugin",
     "failure": "ovos-solver-failure-plugin",
     "rivescript": "ovos-solver-rivescript-plugin",
     "wordnet": "ovos-solver-wordnet-plugin",
@@ -73,8 +83,25 @@ def register(cls: type[Solver], *names: str) -> type[Solver]:
     return cls
 
 
+# Packages that provide well-known OpenVoiceOS plugin names we do not build in, for the "unknown solver" hint.
+KNOWN_PACKAGES: dict[str, str] = {
+    "ovos-solver-yes-no-plugin": "ovos-solver-yes-no-plugin",
+    "ovos-solver-bm25-squad-plugin": "ovos-solver-bm25-plugin",
+    "ovos-solver-bm25-freebase-plugin": "ovos-solver-bm25-plugin",
+    "ovos-solver-hivemind-plugin": "ovos-solver-hivemind-plugin",
+    "ovos-solver-pandorabots-plugin": "ovos-solver-pandorabots-plugin",
+    "ovos-a2a-solver": "ovos-a2a-solver-plugin",
+    "ovos-messagebus": "ovos-messagebus-chat-plugin",
+}
+
+
 def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
+
+
+def is_installed_plugin_name(name: str) -> bool:
+    """Whether a name asks for an installed OpenVoiceOS plugin explicitly (`ovos:NAME`)."""
+    return name.startswith("ovos:")
 
 
 @cache
@@ -87,8 +114,26 @@ def available() -> list[str]:
     return sorted({*BUILTINS, *ALIASES, *_REGISTERED, *_entry_points()})
 
 
+def _installed_plugin(name: str) -> type[Solver]:
+    from persona_server.solvers import ovos
+
+    plugin = ovos.find(name)
+    if plugin is None:
+        bare = name.removeprefix(ovos.PREFIX)
+        package = KNOWN_PACKAGES.get(bare)
+        where = f"pip install {package}" if package else "install the package that provides it"
+        raise UnknownSolver(f"unknown solver {name!r}: not a built-in, and no installed OpenVoiceOS plugin has that "
+                            f"name (to run OpenVoiceOS plugins: {ovos.EXTRA_HINT}, then {where})")
+    try:
+        return ovos.solver_class(plugin)
+    except Exception as exc:
+        raise UnknownSolver(f"solver {name!r} ({plugin.group}) failed to import: {type(exc).__name__}: {exc}") from exc
+
+
 def resolve(name: str) -> type[Solver]:
     """The solver class for a name. Raises UnknownSolver with a readable reason."""
+    if is_installed_plugin_name(name):
+        return _installed_plugin(name)
     canonical = canonical_name(name)
     target = BUILTINS.get(canonical)
     if canonical in _REGISTERED:
@@ -103,7 +148,7 @@ def resolve(name: str) -> type[Solver]:
     else:
         ep = _entry_points().get(canonical)
         if ep is None:
-            raise UnknownSolver(f"unknown solver {name!r}")
+            return _installed_plugin(name)
         try:
             cls = ep.load()  # type: ignore[attr-defined]
         except Exception as exc:

@@ -1,0 +1,249 @@
+"""uvicorn's HTTP protocols (httptools and h11) with the bounds a server facing unknown clients needs.
+
+- A request's headers must arrive within `header_timeout` seconds of its first byte (or of the connection
+  opening), and its body within `body_timeout` seconds of its headers; a client that sends half a request and
+  stalls is disconnected (with a 408 when no answer has started). Time the server itself spends not reading
+  (a pipelined request waiting its turn) does not count against the client.
+- Headers larger than `max_header_size` get 431, whether they arrive whole or never end.
+- Malformed HTTP gets a JSON 400 in OpenAI's error envelope instead of uvicorn's plain text.
+
+Timers are touched only when a request does not arrive whole in one read, so the common case costs nothing.
+`configure(settings)` sets the bounds for the process; uvicorn is given the class by its import path
+(`protocol_path`), which also works for `--workers` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import h11
+import orjson
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from persona_server.api.errors import APIError, openai_error_body
+from persona_server.limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER, refuse
+
+if TYPE_CHECKING:
+    from persona_server.settings import Settings
+
+try:
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn without its [standard] extra
+    httptools = None
+
+
+@dataclass(slots=True)
+class ConnectionLimits:
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_header_size: int = DEFAULT_MAX_HEADER
+
+
+LIMITS = ConnectionLimits()
+
+
+def configure(settings: Settings) -> None:
+    """Set this process's connection bounds from the server settings (before uvicorn accepts connections)."""
+    LIMITS.header_timeout = settings.header_timeout
+    LIMITS.body_timeout = settings.body_timeout
+    LIMITS.max_header_size = settings.max_header_size
+
+
+def protocol_path(http: str = "auto") -> str:
+    """The `http=` argument for uvicorn: one of our classes by import path."""
+    if http == "h11" or (http == "auto" and httptools is None):
+        return f"{__name__}:BoundedH11Protocol"
+    return f"{__name__}:BoundedHttpToolsProtocol"
+
+
+def error_bytes(error: APIError) -> bytes:
+    """A whole HTTP/1.1 response carrying `error` in OpenAI's envelope, closing the connection."""
+    body = orjson.dumps(openai_error_body(error))
+    reason = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (error.status, reason.get(error.status, b"Error")),
+        b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body),
+        body,
+    ])
+
+
+def _headers_too_large() -> APIError:
+    return refuse("header_size", 431, f"The request headers are larger than {LIMITS.max_header_size} bytes.")
+
+
+# What the connection waits for: nothing (answering, or idle between requests: uvicorn's keep-alive timeout
+# applies), the first byte of its first request, the rest of a request's headers, its body.
+_IDLE, _CONNECTED, _HEADERS, _BODY = 0, 1, 2, 3
+
+
+class _Deadlines:
+    """What both protocols share: the phase of the request being read, and one timer for it."""
+
+    # Attributes of uvicorn's protocols this mixin uses.
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    flow: Any
+    cycle: Any
+    logger: Any
+
+    _phase = _CONNECTED
+    _armed = _IDLE  # the phase the timer runs for
+    _timer: asyncio.TimerHandle | None = None
+
+    def _sync_deadline(self) -> None:
+        phase = self._phase
+        if phase == self._armed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = phase
+        if phase == _HEADERS or phase == _CONNECTED:
+            self._timer = self.loop.call_later(LIMITS.header_timeout, self._expired)
+        elif phase == _BODY:
+            self._timer = self.loop.call_later(LIMITS.body_timeout, self._expired)
+
+    def _stop_deadline(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self.flow.read_paused or (self._phase == _HEADERS and answering):
+            # We stopped reading (a full buffer), or the client pipelined its next request while we answer
+            # the last one: the wait is ours, not the client's.
+            self._armed = _IDLE
+            self._sync_deadline()
+            return
+        if self._phase == _HEADERS:
+            self.transport.write(error_bytes(refuse("header_timeout", 408, f"The request headers did not arrive "
+                                                    f"within {LIMITS.header_timeout:g} s.")))
+        elif self._phase == _CONNECTED:
+            pass  # no request began (a browser's idle preconnect, say): nothing to answer or count
+        else:
+            # The handler is waiting for the body: closing tells it the client is gone.
+            refuse("body_timeout", 408, f"The request body did not arrive within {LIMITS.body_timeout:g} s.")
+        self.transport.close()
+
+    def _reject(self, error: APIError) -> None:
+        self.transport.write(error_bytes(error))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self._reject(APIError(400, msg, code="invalid_http_request"))
+
+
+if httptools is not None:
+
+    class BoundedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
+        _header_bytes = 0  # bytes of the current request's headers, counted by the parser callbacks
+        _waiting_bytes = 0  # bytes received while its headers were incomplete
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._sync_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_deadline()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            self._unset_keepalive_if_required()
+            before = self._phase
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                if self._header_bytes > LIMITS.max_header_size:
+                    self._reject(_headers_too_large())
+                else:
+                    self.logger.warning("Invalid HTTP request received.")
+                    self.send_400_response("Invalid HTTP request received.")
+                return
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+                return
+            if self._phase == _HEADERS:
+                # httptools buffers a header it has not finished without telling us: count what it was fed.
+                self._waiting_bytes = self._waiting_bytes + len(data) if before == _HEADERS else len(data)
+                if self._waiting_bytes > LIMITS.max_header_size:
+                    self._reject(_headers_too_large())
+                    return
+            if self._phase != self._armed:
+                self._sync_deadline()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._phase = _HEADERS
+            self._header_bytes = 0
+
+        def on_url(self, url: bytes) -> None:
+            self.url += url
+            self._header_bytes += len(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._header_bytes += len(name) + len(value) + 4
+            if self._header_bytes > LIMITS.max_header_size:
+                raise ValueError("headers too large")  # httptools turns it into HttpParserError
+            name = name.lower()
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
+
+        def on_headers_complete(self) -> None:
+            self._phase = _BODY
+            self._waiting_bytes = 0
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._phase = _IDLE
+            super().on_message_complete()
+
+
+class BoundedH11Protocol(_Deadlines, H11Protocol):
+    """h11 bounds headers that arrive in pieces itself (`h11_max_incomplete_event_size`, a 400); this adds the
+    deadlines, and the same 431 as httptools for headers that arrive whole."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._sync_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            pending = self.conn.trailing_data[0] + data
+            limit = LIMITS.max_header_size
+            if len(pending) > limit and pending.find(b"\r\n\r\n", 0, limit + 4) < 0:
+                self._reject(_headers_too_large())
+                return
+        super().data_received(data)
+        self._update_phase()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._update_phase()
+
+    def _update_phase(self) -> None:
+        if self.transport.is_closing():
+            self._stop_deadline()
+            return
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            self._phase = _BODY
+        elif state is h11.IDLE and self.conn.trailing_data[0]:
+            self._phase = _HEADERS
+        else:
+            self._phase = _IDLE
+        self._sync_deadline()
