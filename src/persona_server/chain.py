@@ -18,22 +18,15 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from persona_server import budget, deadlines, metrics, secrets
 from persona_server.query import Query, Source
+from persona_server.slot import SolverSlot, wait_loaded
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.solvers.failure import apology
 from persona_server.text import TextLimiter
 
-if TYPE_CHECKING:
-    from persona_server.persona import SolverSlot
-
 log = logging.getLogger(__name__)
-
-
-class SolverSkipped(Exception):
-    """A solver could not take its turn (still loading, failed to load)."""
 
 
 class AnswerFailed(Exception):
@@ -246,7 +239,7 @@ class AnswerStream:
         timeout = slot.solver.timeout
         self._turn_began, self._turn_ended = time.perf_counter(), None
         try:
-            await _wait_loaded(slot)
+            await wait_loaded(slot)
         except Exception as exc:
             self._skip(slot, exc)
             return
@@ -308,7 +301,7 @@ class AnswerStream:
         solver = slot.solver
         assert solver is not None
         if slot.state != "ready":
-            await _wait_loaded(slot)
+            await wait_loaded(slot)
         end = self._end(solver)
         left = end - asyncio.get_running_loop().time()
         if left <= 0:
@@ -371,23 +364,6 @@ class AnswerStream:
 
     def _note_finished(self, task: asyncio.Task[list[Piece]]) -> None:
         self._finished[task] = time.perf_counter()
-
-
-# How long a request that arrives during start-up waits for a solver's data, at least: loading is not slowness.
-LOAD_WAIT = 60.0
-
-
-async def _wait_loaded(slot: SolverSlot) -> None:
-    """Wait for a solver still loading its data (a request right after start-up)."""
-    assert slot.solver is not None
-    if slot.state == "loading":
-        try:
-            async with deadlines.timeout(max(slot.solver.timeout, LOAD_WAIT)):
-                await slot.loaded.wait()
-        except TimeoutError:
-            raise SolverSkipped("still loading") from None
-    if slot.state != "ready":
-        raise SolverSkipped(slot.error or slot.state)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:

@@ -31,15 +31,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from persona_server.chain import AnswerStream, run_chain
 from persona_server.query import Message, Query
-
-if TYPE_CHECKING:
-    from persona_server.persona import SolverSlot
 
 Pair = tuple[str, str]
 
@@ -49,6 +45,16 @@ DEFAULT_MAX_BYTES = 64 * 1024
 DEFAULT_TOTAL_BYTES = 64 * 1024 * 1024
 _KEYS = ("turns", "ttl", "conversations", "max_bytes", "total_bytes")
 _SYSTEM_ROLES = ("system", "developer")
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What a memory adds to one chain run: the query to run (remembered turns applied), a last step of preparing
+    it that must be awaited (a memory plugin's recall), and what to call with the answer streamed to its end."""
+
+    query: Query
+    prepare: Callable[[Query], Awaitable[Query]] | None = None
+    on_complete: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,18 +245,17 @@ class ConversationMemory:
         messages = [*system, *recalled, *rest, *query.messages[len(history):]]
         return dataclasses.replace(query, messages=messages, memory=remembered)
 
-    def run(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-            on_no_answer: str = "apology") -> AnswerStream:
-        """Run the chain with memory: the answer is remembered once it has been streamed to its end."""
+    def hooks(self, query: Query) -> Hooks:
+        """This conversation's memory for one chain run: the query with it applied, and the answer remembered once
+        it has been streamed to its end."""
         key = self.key(query)
         prepared = self.prepare(query)
         if key is None:
-            return run_chain(slots, prepared, speculative=speculative, persona=persona, on_no_answer=on_no_answer)
+            return Hooks(prepared)
         question = query.question
 
         def remember(answer: str) -> None:
             if question.strip() and answer.strip():
                 self.remember(key, question, answer)
 
-        return run_chain(slots, prepared, speculative=speculative, persona=persona, on_complete=remember,
-                         on_no_answer=on_no_answer)
+        return Hooks(prepared, on_complete=remember)

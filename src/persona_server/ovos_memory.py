@@ -19,16 +19,12 @@ import dataclasses
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from persona_server import deadlines, secrets
-from persona_server.chain import AnswerStream, run_chain
-from persona_server.memory import history_pairs
+from persona_server.memory import Hooks, history_pairs
 from persona_server.query import Message, Query
-
-if TYPE_CHECKING:
-    from persona_server.persona import SolverSlot
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +102,11 @@ class InstalledMemory:
 
     # -- answering with it ----------------------------------------------------------------------------------
 
-    def run(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-            on_no_answer: str = "apology") -> AnswerStream:
+    def hooks(self, query: Query) -> Hooks:
+        """The plugin's memory for one chain run: its recall awaited before the first turn, the answer recorded."""
         session = query.conversation_id
         if session is None or self.engine is None:
-            return run_chain(slots, query, speculative=speculative, persona=persona, on_no_answer=on_no_answer)
+            return Hooks(query)
         question = query.question
 
         def remember(answer: str) -> None:
@@ -122,8 +118,7 @@ class InstalledMemory:
         async def prepare(query: Query) -> Query:
             return await self._prepare(query, session)
 
-        return run_chain(slots, query, speculative=speculative, persona=persona, on_complete=remember,
-                         on_no_answer=on_no_answer, prepare=prepare)
+        return Hooks(query, prepare=prepare, on_complete=remember)
 
     async def _prepare(self, query: Query, session: str) -> Query:
         history = query.history

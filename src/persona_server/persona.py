@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -24,6 +24,7 @@ from persona_server.chain import ON_NO_ANSWER, AnswerStream, run_chain
 from persona_server.memory import ConversationMemory, MemorySettings
 from persona_server.persona_file import FileProblem, read_json_file
 from persona_server.query import Answer, Query
+from persona_server.slot import SolverSlot
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
 
@@ -207,32 +208,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-SolverState = Literal["loading", "ready", "error", "disabled"]
-
-
-@dataclass(slots=True)
-class SolverSlot:
-    """One position in a persona's chain: the solver (if it could be built) and its state."""
-
-    name: str
-    solver: Solver | None = None
-    state: SolverState = "loading"
-    error: str | None = None
-    loaded: asyncio.Event = field(default_factory=asyncio.Event)
-    # Why its last turn was skipped (raised, timed out, returned no text), for /status; cleared by an answer.
-    last_error: str | None = None
-
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "state": self.state}
-        if self.solver is not None and self.solver.name and self.solver.name != self.name:
-            out["implementation"] = self.solver.name
-        if self.error:
-            out["error"] = secrets.redact(self.error)
-        if self.last_error:
-            out["last_error"] = secrets.redact(self.last_error)
-        return out
-
-
 class Persona:
     """A named chain of solvers that answers queries."""
 
@@ -357,14 +332,13 @@ class Persona:
         spec = self.spec
         if persona_format.applies(spec.system_prompt, spec.system_prompt_strategy):
             persona_format.apply_system_prompt(query, spec.system_prompt, spec.system_prompt_strategy)
-        if self.memory_plugin is not None:
-            return self.memory_plugin.run(self.slots, query, speculative=self.spec.speculative, persona=self.name,
-                                          on_no_answer=self.spec.on_no_answer)
-        if self.memory is not None:
-            return self.memory.run(self.slots, query, speculative=self.spec.speculative, persona=self.name,
-                                   on_no_answer=self.spec.on_no_answer)
-        return run_chain(self.slots, query, speculative=self.spec.speculative, persona=self.name,
-                         on_no_answer=self.spec.on_no_answer)
+        memory = self.memory_plugin if self.memory_plugin is not None else self.memory
+        if memory is None:
+            return run_chain(self.slots, query, speculative=spec.speculative, persona=self.name,
+                             on_no_answer=spec.on_no_answer)
+        hooks = memory.hooks(query)
+        return run_chain(self.slots, hooks.query, speculative=spec.speculative, persona=self.name,
+                         on_no_answer=spec.on_no_answer, on_complete=hooks.on_complete, prepare=hooks.prepare)
 
     async def answer(self, query: Query) -> Answer:
         stream = self.stream(query)
