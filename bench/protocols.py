@@ -62,6 +62,14 @@ PROTOCOLS = [
     Protocol("cohere-v1-generate", "/v1/generate", {"model": "bench", "prompt": "hello"}),
     Protocol("tgi-generate", "/generate", {"inputs": "hello", "parameters": {}}),
     Protocol("tgi-compat", "/", {"inputs": "hello", "parameters": {}}),
+    Protocol("anthropic-messages", "/v1/messages", {"model": "bench", "max_tokens": 100, "messages": HELLO},
+             {"anthropic-version": "2023-06-01"}),
+    Protocol("gemini-generate", "/v1beta/models/bench:generateContent",
+             {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}),
+    Protocol("bedrock-converse", "/model/bench/converse",
+             {"messages": [{"role": "user", "content": [{"text": "hello"}]}]}),
+    Protocol("bedrock-invoke", "/model/bench/invoke",
+             {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": HELLO}),
 ]
 
 
@@ -151,9 +159,9 @@ def main() -> int:
         micros = in_process(chosen, args.requests)
         ratios = {name: micros[BASELINE] / value for name, value in micros.items()}
         print(f"in process: best of 7 batches of {args.requests} requests per route")
-        print(f"{'route':<22}{'path':<22}{'µs/req':>9}{'ratio':>7}")
+        print(f"{'route':<22}{'path':<40}{'µs/req':>9}{'ratio':>7}")
         for protocol in chosen:
-            print(f"{protocol.name:<22}{protocol.path:<22}{micros[protocol.name]:>9.1f}{ratios[protocol.name]:>7.2f}")
+            print(f"{protocol.name:<22}{protocol.path:<40}{micros[protocol.name]:>9.1f}{ratios[protocol.name]:>7.2f}")
         print(f"lowest ratio to {BASELINE}: {min(ratios.values()):.2f} (target: >= 0.90)")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -208,11 +216,11 @@ def main() -> int:
     cpu_ratios = {BASELINE: 1.0, **{name: statistics.median(c for _, c in rows) for name, rows in pairs.items()}}
     print(f"load: {args.generator}, {args.connections} connections, {args.duration:g} s per run, {args.rounds} "
           f"rounds of (OpenAI chat, route) pairs, one server process; ratios: median over the pairs")
-    print(f"{'route':<22}{'path':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>7}"
+    print(f"{'route':<22}{'path':<40}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>7}"
           f"{'CPU µs/req':>12}{'CPU ratio':>11}")
     for protocol in chosen:
         row = results[protocol.name]
-        print(f"{protocol.name:<22}{protocol.path:<22}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+        print(f"{protocol.name:<22}{protocol.path:<40}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
               f"{row['errors']:>8.0f}{ratios[protocol.name]:>7.2f}{row['cpu_us_per_request']:>12.0f}"
               f"{cpu_ratios[protocol.name]:>11.2f}")
     others = [name for name in ratios if name != BASELINE] or [BASELINE]

@@ -38,3 +38,15 @@ def test_bench_script_runs(script: str, tmp_path: Path) -> None:
     assert result.stdout.strip()
     if keys is not None:
         assert keys <= set(json.loads(out.read_text()))
+
+
+def test_protocols_in_process(tmp_path: Path) -> None:
+    """bench/protocols.py's in-process mode: every protocol's route answered 200 through the ASGI app."""
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(ROOT / "bench" / "protocols.py"), "--in-process", "--requests", "5",
+               "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    assert {"anthropic-messages", "gemini-generate", "bedrock-converse", "bedrock-invoke", "cohere-v2-chat",
+            "tgi-compat", "openai-responses", "ollama-chat"} <= set(figures["results"])

@@ -56,3 +56,15 @@ def test_whole_equals_feeding_piece_by_piece(limits: dict, pieces: list[str]) ->
     run_text, reason = run(pieces, **limits)
     assert other.whole(pieces) == run_text and other.finish_reason == reason
     assert one.tokens == count_tokens(run_text)
+
+
+def test_the_stop_sequence_that_ended_the_text_is_named() -> None:
+    limiter = TextLimiter(stop=["xyz", ", as", "fox"])
+    assert limiter.whole([TEXT]) == "The quick brown "
+    assert (limiter.finish_reason, limiter.stop_sequence) == ("stop", "fox")
+    natural = TextLimiter(stop=["xyz"])
+    natural.whole([TEXT])
+    assert (natural.finish_reason, natural.stop_sequence) == ("stop", None)
+    cut_first = TextLimiter(max_tokens=2, stop=["fox"])
+    assert cut_first.whole([TEXT]) == "The quick"
+    assert (cut_first.finish_reason, cut_first.stop_sequence) == ("length", None)

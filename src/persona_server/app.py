@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -55,7 +56,9 @@ class NormalizePath:
 
 
 class RequireApiKey:
-    """With an API key configured, every route but the health probe needs `Authorization: Bearer KEY`."""
+    """With an API key configured, every route but the health probe needs the key, in whichever place the
+    client's SDK sends it: `Authorization: Bearer KEY` (OpenAI, Anthropic, Bedrock API keys), `x-api-key`
+    (Anthropic), `x-goog-api-key` or the `key` query parameter (Gemini)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
@@ -66,13 +69,22 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = _bearer_token(headers.get(b"authorization", b"")) or headers.get(b"x-api-key", b"")
+        given = (_bearer_token(headers.get(b"authorization", b"")) or headers.get(b"x-api-key")
+                 or headers.get(b"x-goog-api-key") or _query_key(scope))
         if hmac.compare_digest(given, self.api_key):
             await self.app(scope, receive, send)
             return
         metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
+
+
+def _query_key(scope: Scope) -> bytes:
+    """Gemini's `?key=KEY`."""
+    query: bytes = scope.get("query_string", b"")
+    if b"key=" not in query:
+        return b""
+    return next((v.encode() for k, v in parse_qsl(query.decode("latin-1")) if k == "key"), b"")
 
 
 def _bearer_token(authorization: bytes) -> bytes:

@@ -1,5 +1,7 @@
 """Keeping persona-file secrets (API keys, app ids) out of every log line and response.
 
+`key=...` query parameters are masked too: that is where Gemini clients may put the server's own API key.
+
 Loading a persona registers the values of secret-looking keys, and the credentials of any URL that carries
 them (`http://user:pass@host/`, also in their Basic-auth base64 form, which upstreams quote in errors); `redact`
 masks them in any text, and `RedactingFilter` applies that to every log record, including those of libraries
@@ -85,7 +87,13 @@ def register_config(config: Any) -> None:
             register_config(item)
 
 
+# Gemini clients may send the server's API key as `?key=KEY`, which the access log would show.
+_QUERY_KEY = re.compile(r"([?&]key=)[^&\s\"']+")
+
+
 def redact(text: str) -> str:
+    if "key=" in text:
+        text = _QUERY_KEY.sub(r"\1" + _MASK, text)
     pattern = _pattern
     if pattern is None or not text:
         return text
@@ -96,13 +104,12 @@ class RedactingFilter(logging.Filter):
     """Masks registered secrets in a record's final message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _pattern is not None:
-            message = record.getMessage()
-            masked = redact(message)
-            if masked != message:
-                record.msg, record.args = masked, None
-            if record.exc_info and record.exc_info[1] is not None:
-                # Tracebacks are formatted later from exc_info; format now so the text can be masked.
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if _pattern is not None and record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks are formatted later from exc_info; format now so the text can be masked.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True

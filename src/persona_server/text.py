@@ -37,7 +37,7 @@ class TextLimiter:
         self.max_tokens = max_tokens
         self.stop = [s for s in (stop or []) if s]
         self.finish_reason: str | None = None
-        # The stop sequence that ended the answer, if one did: vendors report it apart from a natural end.
+        # The stop sequence that ended the text, if one did (vendors report it apart from a natural end).
         self.stop_sequence: str | None = None
         self._held = ""
         self._emitted: list[str] = []
@@ -63,11 +63,13 @@ class TextLimiter:
         text = self._held + piece
         self._held = ""
         if self.stop:
-            cut, sequence = min(((i, s) for s in self.stop if (i := text.find(s)) >= 0), default=(-1, None))
+            cut, first = min(((i, s) for s in self.stop if (i := text.find(s)) >= 0), default=(-1, None))
             if cut >= 0:
                 self.finish_reason = "stop"
-                self.stop_sequence = sequence
-                return self._emit(self._limit(text[:cut], final=True))
+                out = self._emit(self._limit(text[:cut], final=True))
+                if self.finish_reason == "stop":  # not cut by max_tokens first
+                    self.stop_sequence = first
+                return out
             keep = self._partial_stop_len(text)
             if keep:
                 self._held = text[-keep:]

@@ -1,7 +1,9 @@
 """Fuzzing a real server: schemathesis on every route of `/openapi.json`, and hostile bodies on every POST route.
 
 The promise: no input makes the server fail (no 5xx), every error is JSON in the route's own format (OpenAI's
-`{"error": {...}}`, Ollama's `{"error": "..."}` under `/api/`), and the server still answers afterwards. The fast
+`{"error": {...}}`, Ollama's `{"error": "..."}` under `/api/`, Anthropic's, Gemini's, Bedrock's, Cohere's and
+TGI's on theirs), and
+the server still answers afterwards. The fast
 persona (the failure solver only) takes most of the load; the default chain gets a shorter run.
 """
 
@@ -13,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from persona_server.api import anthropic, bedrock, gemini
 from tests.conftest import ServerProcess, start_server_process
 
 # Examples per operation and mode (schemathesis), and hostile bodies (hypothesis), per server.
@@ -73,11 +77,20 @@ def check_response(path: str, status: int, content_type: str, content: bytes, wh
         return
     assert content_type.startswith("application/json"), f"{where}: {status} {content[:300]!r}"
     body = json.loads(content)
+    path = unquote(path)  # as the server routes it
     if is_cohere_path(path):
         assert isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str), where
     elif is_tgi_path(path, method):
         assert isinstance(body, dict) and set(body) == {"error", "error_type"}, where
         assert isinstance(body["error"], str) and isinstance(body["error_type"], str), where
+    elif path.startswith(anthropic.PREFIXES):
+        assert isinstance(body, dict) and body.get("type") == "error", where
+        assert set(body) == {"type", "error"} and set(body["error"]) == {"type", "message"}, where
+    elif gemini.is_gemini_path(path):
+        assert isinstance(body, dict) and set(body) == {"error"}, where
+        assert set(body["error"]) == {"code", "message", "status"} and body["error"]["code"] == status, where
+    elif path.startswith(bedrock.PREFIXES):
+        assert isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str), where
     elif path == "/api" or path.startswith("/api/"):
         assert isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str), where
     else:

@@ -16,7 +16,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from persona_server.api.routes import all_routes
+from persona_server.api.routes import flat_routes
 from tests.conftest import ServerProcess, start_server_process
 
 KEY = "observe-test-key"
@@ -319,7 +319,7 @@ def test_openapi_lists_every_route_with_its_request_model(server: ServerProcess)
     listed = {(path, method) for path, operations in paths.items() for method in operations}
     assert expected <= listed
     served = {(re.sub(r":\w+}", "}", route.path), method.lower())
-              for route in all_routes() for method in route.methods or () if method != "HEAD"}
+              for route in flat_routes() for method in route.methods or () if method != "HEAD"}
     assert listed == served
     schemas = document["components"]["schemas"]
 
@@ -340,6 +340,14 @@ def test_openapi_lists_every_route_with_its_request_model(server: ServerProcess)
     assert paths["/v1/chat/completions"]["post"]["responses"]["4XX"]["$ref"].endswith("/OpenAIError")
     assert schemas["OllamaErrorBody"]["properties"]["error"]["type"] == "string"
     assert set(schemas["OpenAIErrorBody"]["properties"]["error"]["required"]) == {"message", "type", "param", "code"}
+    vendors = {"/v1/messages": "AnthropicError", "/v1beta/models/{model}:generateContent": "GeminiError",
+               "/model/{model_id}/converse": "BedrockError"}
+    for path, error in vendors.items():
+        assert paths[path]["post"]["responses"]["4XX"]["$ref"].endswith("/" + error)
+    assert "max_tokens" in body_schema("/v1/messages")["required"]
+    assert "contents" in body_schema("/v1beta/models/{model}:generateContent")["properties"]
+    assert "inferenceConfig" in body_schema("/model/{model_id}/converse")["properties"]
+    assert schemas["BedrockErrorBody"]["required"] == ["message"]
     assert paths["/health"]["get"]["security"] == [] and paths["/openapi.json"]["get"]["security"] == []
     assert "security" not in paths["/metrics"]["get"]
     index = httpx.get(server.base_url + "/", headers=AUTH).json()

@@ -95,10 +95,11 @@ class _Format:
     paths: frozenset[str]
     prefixes: tuple[str, ...]
     post_paths: frozenset[str]
+    matches: Callable[[str], bool] | None
 
     def owns(self, path: str, method: str) -> bool:
         return path in self.paths or path.startswith(self.prefixes) or (
-            method == "POST" and path in self.post_paths)
+            method == "POST" and path in self.post_paths) or (self.matches is not None and self.matches(path))
 
 
 # The vendor protocols' error formats, by path; OpenAI's is the default (see error_for_path).
@@ -106,11 +107,12 @@ _FORMATS: list[_Format] = []
 
 
 def register_error_format(render: Renderer, *, paths: Iterable[str] = (), prefixes: Iterable[str] = (),
-                          post_paths: Iterable[str] = ()) -> None:
-    """Render errors on these paths with `render`: exact `paths`, everything under `prefixes`, and `post_paths`
-    for POST only (TGI's `POST /` shares the root with `GET /`). Exact paths matter where protocols share a
-    prefix: Cohere's `/v1/chat` is not OpenAI's `/v1/chat/completions`."""
-    _FORMATS.append(_Format(render, frozenset(paths), tuple(prefixes), frozenset(post_paths)))
+                          post_paths: Iterable[str] = (), matches: Callable[[str], bool] | None = None) -> None:
+    """Render errors on these paths with `render`: exact `paths`, everything under `prefixes`, `post_paths` for
+    POST only (TGI's `POST /` shares the root with `GET /`), and what `matches` accepts, for shapes the others
+    cannot say (Gemini's `/v1/models/{model}:generateContent` beside OpenAI's `/v1/models/{id}`). Exact paths
+    matter where protocols share a prefix: Cohere's `/v1/chat` is not OpenAI's `/v1/chat/completions`."""
+    _FORMATS.append(_Format(render, frozenset(paths), tuple(prefixes), frozenset(post_paths), matches))
 
 
 def error_for_path(path: str, error: APIError, method: str = "GET") -> Response:
@@ -150,6 +152,8 @@ def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError
     param = param or None
     if first["type"] == "missing":
         message = f"'{param}' is a required property"
+    elif first["type"] == "extra_forbidden":
+        message = f"'{param}' is not supported by this server"
     elif param:
         message = f"Invalid value for '{param}': {message}"
     return APIError(400, message, param=param, code="invalid_value" if first["type"] != "missing" else None)

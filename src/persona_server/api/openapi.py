@@ -53,6 +53,8 @@ class Protocol:
     bodies: Mapping[Callable[..., Any], Body] = field(default_factory=dict)
     # Routes anyone may call, even when the server has an API key.
     open_paths: frozenset[str] = frozenset()
+    # A vendor protocol whose paths all start with one of these is routed as one group (api/routing.py).
+    prefixes: tuple[str, ...] = ()
     # The protocol's own error body, as (component name, JSON schema), where it is neither OpenAI's nor Ollama's.
     error: tuple[str, dict[str, Any]] | None = None
 
@@ -61,6 +63,16 @@ def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
     name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
     ref = {"$ref": f"#/components/responses/{name}"}
     return {"4XX": ref, "5XX": ref}
+
+
+def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
+    name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
+    ref = {"$ref": f"#/components/responses/{name}"}
+    return {"4XX": ref, "5XX": ref}
+
+
+def _error_name(protocol: Protocol) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "", protocol.tag) + "Error"
 
 
 def _error_response(protocol: str, schema: str) -> dict[str, Any]:
@@ -104,7 +116,8 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "persona-server", "version": __version__,
-                 "description": "Personas (chains of question solvers) as OpenAI- and Ollama-compatible chat models."},
+                 "description": "Personas (chains of question solvers) as chat models on the OpenAI, Ollama, "
+                                "Anthropic, Gemini and Bedrock APIs."},
         "paths": paths,
         "components": {
             "schemas": {**defs.get("$defs", {}), "OpenAIErrorBody": OPENAI_ERROR, "OllamaErrorBody": OLLAMA_ERROR,

@@ -10,11 +10,26 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from persona_server.api import cohere, cohere_v1, health, observe, ollama, ollama_models, openai, responses, tgi
+from persona_server.api import (
+    anthropic,
+    bedrock,
+    cohere,
+    cohere_v1,
+    gemini,
+    health,
+    model_lists,
+    observe,
+    ollama,
+    ollama_models,
+    openai,
+    responses,
+    tgi,
+)
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
+from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 
 # Ollama's show and embed read only the model name from their bodies.
@@ -59,11 +74,36 @@ PROTOCOLS: tuple[Protocol, ...] = (
         tgi.compat_generate: tgi.TGIGenerateRequest,
     }, error=("TGIError", tgi.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
+    Protocol("Anthropic", anthropic.routes, {
+        anthropic.create_message: anthropic.MessagesRequest,
+        anthropic.count_message_tokens: anthropic.ConversationRequest,
+    }, prefixes=anthropic.PREFIXES, error=("AnthropicError", anthropic.ERROR_SCHEMA)),
+    Protocol("Gemini", gemini.routes, {
+        gemini.generate_content: gemini.GenerateRequest,
+        gemini.stream_generate_content: gemini.GenerateRequest,
+        gemini.count_content_tokens: gemini.CountTokensRequest,
+    }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
+    Protocol("Bedrock", bedrock.routes, {
+        bedrock.converse: bedrock.ConverseRequest,
+        bedrock.converse_stream: bedrock.ConverseRequest,
+        bedrock.invoke: anthropic.MessagesRequest,
+        bedrock.invoke_stream: anthropic.MessagesRequest,
+    }, prefixes=bedrock.PREFIXES, error=("BedrockError", bedrock.ERROR_SCHEMA)),
 )
 
 
-def all_routes() -> list[Route]:
+def flat_routes() -> list[Route]:
+    """Every route of every protocol, in the table's order (what /openapi.json and the metrics' labels see)."""
     return [route for protocol in PROTOCOLS for route in protocol.routes()]
+
+
+def all_routes() -> list[BaseRoute]:
+    """The app's routes. Vendor protocols come first, each as one group behind a prefix test (nearly free for
+    the other routes, see api/routing.py); then `/v1/models` answering in the asking SDK's format; then the rest.
+    """
+    groups: list[BaseRoute] = [PrefixedRoutes(p.prefixes, p.routes()) for p in PROTOCOLS if p.prefixes]
+    rest = [route for protocol in PROTOCOLS if not protocol.prefixes for route in protocol.routes()]
+    return [*groups, *model_lists.routes(), *rest]
 
 
 def open_paths() -> frozenset[str]:

@@ -142,3 +142,10 @@ class CompletionRequest(_Generation):
             raise refuse("choices", 400, f"Too many choices: {len(self.prompt)} prompts x n={self.n} is "
                          f"more than {MAX_CHOICES} answers in one request.", param=param)
         return list(self.prompt)
+
+
+# The vendor protocols' stop sequences and user ids, bounded as OpenAI's (persona_server.limits); their APIs take
+# more stop sequences than OpenAI's 4 (Gemini 5, Anthropic more), so a few more are allowed.
+MAX_STOP_SEQUENCES = 2 * MAX_STOP
+StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+UserId = Annotated[str, Field(max_length=MAX_ID_CHARS)]
