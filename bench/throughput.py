@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,6 +36,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
+%s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -97,9 +99,11 @@ def start_baseline(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def run_wrk(url: str, duration: float, connections: int, workdir: Path) -> dict[str, float]:
+def run_wrk(url: str, duration: float, connections: int, workdir: Path, body: dict[str, Any] = BODY,
+            headers: dict[str, str] | None = None) -> dict[str, float]:
     script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT % json.dumps(BODY))
+    extra = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items())
+    script.write_text(WRK_SCRIPT % (json.dumps(body), extra))
     out = subprocess.run(
         pinned(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s", "-s", str(script), url], LOAD_CPU),
         capture_output=True, text=True, check=True,
@@ -112,7 +116,8 @@ def run_wrk(url: str, duration: float, connections: int, workdir: Path) -> dict[
             "errors": data["errors"], "requests": data["requests"]}
 
 
-async def _python_load(url: str, duration: float, connections: int) -> dict[str, float]:
+async def _python_load(url: str, duration: float, connections: int, body: dict[str, Any] = BODY,
+                       headers: dict[str, str] | None = None) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration
@@ -123,7 +128,7 @@ async def _python_load(url: str, duration: float, connections: int) -> dict[str,
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
-                    response = await client.post(url, json=BODY)
+                    response = await client.post(url, json=body, headers=headers)
                     if response.status_code != 200:
                         errors += 1
                 except httpx.HTTPError:
@@ -147,18 +152,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(url: str, duration: float, connections: int, workdir: Path, generator: str,
-            pid: int) -> dict[str, float]:
+def measure(url: str, duration: float, connections: int, workdir: Path, generator: str, pid: int | None = None,
+            body: dict[str, Any] = BODY, headers: dict[str, str] | None = None,
+            warmup: bool = True) -> dict[str, float]:
+    if warmup:
+        if generator == "wrk":
+            run_wrk(url, min(2.0, duration), connections, workdir, body, headers)
+        else:
+            asyncio.run(_python_load(url, min(2.0, duration), connections, body, headers))
+    before = cpu_seconds(pid) if pid is not None else None
     if generator == "wrk":
-        run_wrk(url, min(2.0, duration), connections, workdir)  # warm-up
+        result = run_wrk(url, duration, connections, workdir, body, headers)
     else:
-        asyncio.run(_python_load(url, min(2.0, duration), connections))
-    before = cpu_seconds(pid)
-    if generator == "wrk":
-        result = run_wrk(url, duration, connections, workdir)
-    else:
-        result = asyncio.run(_python_load(url, duration, connections))
-    after = cpu_seconds(pid)
+        result = asyncio.run(_python_load(url, duration, connections, body, headers))
+    after = cpu_seconds(pid) if pid is not None else None
     # The server's CPU time per request: on a machine busy with other work req/s varies a lot, this far less.
     if before is not None and after is not None and result["requests"]:
         result["cpu_us_per_request"] = (after - before) / result["requests"] * 1e6

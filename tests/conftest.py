@@ -196,3 +196,13 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PERSONA_SERVER_CACHE", str(root))
         yield root
+
+
+def wait_for_file(path: Path, timeout: float = 5) -> str:
+    """The text of a marker file a test solver writes (e.g. 'cancelled'), or "" if none appears in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text()
+        time.sleep(0.05)
+    return ""

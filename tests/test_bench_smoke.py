@@ -14,12 +14,13 @@ from tests.conftest import ROOT, cli_env
 
 RUNS = {
     "throughput": (["--duration", "1", "--connections", "4", "--generator", "python"], {"ratio_rps", "results"}),
+    "protocols": (["--duration", "0.3", "--rounds", "1", "--connections", "4", "--generator", "python"],
+                  {"ratios", "results", "lowest_ratio"}),
     "startup": (["--runs", "1"], {"results"}),
     "speculation": (["--runs", "1", "--delay", "0.05"], {"in_order_s", "speculative_s"}),
     "concurrency": (["--requests", "16", "--delay", "0.2"], {"ratio_wall", "upstream", "persona_server"}),
     "ttft": (["--requests", "6"], {"ttft_added_median_s", "gap_proxied_s"}),
     "soak": (["--duration", "2", "--warmup", "0.5", "--concurrency", "4"], {"growth_mb_per_10k_requests", "rss_mb"}),
-    "route_cpu": (["--requests", "20"], {"us_cpu_per_request", "ratio_to_openai"}),
     "everyday": (["--runs", "2"], {"runs", "results"}),
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
 }
@@ -37,3 +38,15 @@ def test_bench_script_runs(script: str, tmp_path: Path) -> None:
     assert result.stdout.strip()
     if keys is not None:
         assert keys <= set(json.loads(out.read_text()))
+
+
+def test_protocols_in_process(tmp_path: Path) -> None:
+    """bench/protocols.py's in-process mode: every protocol's route answered 200 through the ASGI app."""
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(ROOT / "bench" / "protocols.py"), "--in-process", "--requests", "5",
+               "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    assert {"anthropic-messages", "gemini-generate", "bedrock-converse", "bedrock-invoke", "cohere-v2-chat",
+            "tgi-compat", "openai-responses", "ollama-chat"} <= set(figures["results"])

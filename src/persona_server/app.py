@@ -20,6 +20,7 @@ from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
 from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.routes import all_routes, open_paths
+from persona_server.api.routing import PathTableRouter
 from persona_server.api.streaming import ClientGone
 from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
@@ -75,7 +76,7 @@ class RequireApiKey:
             return
         metrics.record_refusal("api_key")
         error = errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-        await errors.error_for_path(scope["path"], error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 
 
 def _query_key(scope: Scope) -> bytes:
@@ -115,6 +116,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         },
         lifespan=lifespan,
     )
+    # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
+    app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
     if settings.max_concurrent or settings.rate_limit:

@@ -89,13 +89,13 @@ class AnswerStream:
         return self._limiter.finish_reason or "stop"
 
     @property
-    def stop_sequence(self) -> str | None:
-        """The stop sequence of the query that ended the answer (finish_reason "stop"), None for a natural end."""
-        return self._limiter.stop_sequence
-
-    @property
     def tokens(self) -> int:
         return self._limiter.tokens
+
+    @property
+    def stop_sequence(self) -> str | None:
+        """The stop sequence that ended the answer (None for a natural end or `length`)."""
+        return self._limiter.stop_sequence
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self._iter is None:

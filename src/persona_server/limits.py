@@ -211,4 +211,4 @@ class Limits:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, error: errors.APIError, wait: float) -> None:
         error.headers = {"Retry-After": str(max(1, math.ceil(wait)))}
-        await errors.error_for_path(scope["path"], error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)

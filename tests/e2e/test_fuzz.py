@@ -1,7 +1,8 @@
 """Fuzzing a real server: schemathesis on every route of `/openapi.json`, and hostile bodies on every POST route.
 
 The promise: no input makes the server fail (no 5xx), every error is JSON in the route's own format (OpenAI's
-`{"error": {...}}`, Ollama's `{"error": "..."}` under `/api/`, Anthropic's, Gemini's and Bedrock's on theirs), and
+`{"error": {...}}`, Ollama's `{"error": "..."}` under `/api/`, Anthropic's, Gemini's, Bedrock's, Cohere's and
+TGI's on theirs), and
 the server still answers afterwards. The fast
 persona (the failure solver only) takes most of the load; the default chain gets a shorter run.
 """
@@ -57,7 +58,17 @@ def default_server(tmp_path_factory: pytest.TempPathFactory, isolated_cache: Pat
     server.stop()
 
 
-def check_response(path: str, status: int, content_type: str, content: bytes, where: str) -> None:
+def is_cohere_path(path: str) -> bool:
+    return path in ("/v1/chat", "/v1/generate") or path.startswith(("/v2/", "/cohere/"))
+
+
+def is_tgi_path(path: str, method: str) -> bool:
+    return (path in ("/generate", "/generate_stream", "/info", "/tgi") or path.startswith("/tgi/")
+            or (path == "/" and method == "POST"))
+
+
+def check_response(path: str, status: int, content_type: str, content: bytes, where: str,
+                   method: str = "POST") -> None:
     """No 5xx, and an error body in the route's own format."""
     # The one deliberate 5xx: Ollama's embedding routes answer 501, as no persona has an embedding model.
     deliberate = status == 501 and path in NOT_IMPLEMENTED
@@ -67,13 +78,18 @@ def check_response(path: str, status: int, content_type: str, content: bytes, wh
     assert content_type.startswith("application/json"), f"{where}: {status} {content[:300]!r}"
     body = json.loads(content)
     path = unquote(path)  # as the server routes it
-    if anthropic.is_anthropic_path(path):
+    if is_cohere_path(path):
+        assert isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str), where
+    elif is_tgi_path(path, method):
+        assert isinstance(body, dict) and set(body) == {"error", "error_type"}, where
+        assert isinstance(body["error"], str) and isinstance(body["error_type"], str), where
+    elif path.startswith(anthropic.PREFIXES):
         assert isinstance(body, dict) and body.get("type") == "error", where
         assert set(body) == {"type", "error"} and set(body["error"]) == {"type", "message"}, where
     elif gemini.is_gemini_path(path):
         assert isinstance(body, dict) and set(body) == {"error"}, where
         assert set(body["error"]) == {"code", "message", "status"} and body["error"]["code"] == status, where
-    elif bedrock.is_bedrock_path(path):
+    elif path.startswith(bedrock.PREFIXES):
         assert isinstance(body, dict) and set(body) == {"message"} and isinstance(body["message"], str), where
     elif path == "/api" or path.startswith("/api/"):
         assert isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], str), where
@@ -113,7 +129,7 @@ def run_schemathesis(server: ServerProcess, examples: int) -> int:
             sent += 1
             content_type = (response.headers.get("content-type") or [""])[0]
             check_response(case.formatted_path, response.status_code, content_type, response.content,
-                           f"{case.method} {case.formatted_path} body={case.body!r:.300}")
+                           f"{case.method} {case.formatted_path} body={case.body!r:.300}", case.method)
 
         fuzz()
     paths = httpx.get(server.base_url + "/openapi.json").json()["paths"]

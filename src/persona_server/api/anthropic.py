@@ -19,10 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server.api.context import json_response, new_id, read_body, server_state, stop_reason
-from persona_server.api.errors import APIError, answer_error, parse_model, register_error_format
+from persona_server.api.context import json_response, new_id, read_model, server_state
+from persona_server.api.errors import APIError, answer_error, register_error_format
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence, UserId
-from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_named, unless_disconnected, word_chunks
+from persona_server.api.streaming import (
+    SSE_HEADERS,
+    StreamFailure,
+    sse_named_event,
+    stop_reason,
+    unless_disconnected,
+    word_chunks,
+)
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
@@ -54,12 +61,7 @@ def anthropic_error(error: APIError) -> Response:
 # Every path of this protocol starts with one of these (see api/routing.py).
 PREFIXES = ("/v1/messages", "/anthropic/")
 
-
-def is_anthropic_path(path: str) -> bool:
-    return path.startswith(PREFIXES)
-
-
-register_error_format(is_anthropic_path, anthropic_error)
+register_error_format(anthropic_error, prefixes=PREFIXES)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["type", "error"],
@@ -210,7 +212,10 @@ async def message_events(persona: Persona, query: Query, input_tokens: int,
 
 async def _sse(events: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
     async for batch in events:
-        yield b"".join(sse_named(name, data) for name, data in batch) if batch else sse_named("ping", {"type": "ping"})
+        if not batch:
+            yield sse_named_event("ping", {"type": "ping"})
+        else:
+            yield b"".join(sse_named_event(name, data) for name, data in batch)
 
 
 def input_tokens(messages: list[Message]) -> int:
@@ -225,7 +230,7 @@ async def answer_text(request: Request, persona: Persona, query: Query) -> tuple
 
 async def create_message(request: Request) -> Response:
     """Create a message (Anthropic Messages API), streamed or not"""
-    body = parse_model(await read_body(request), MessagesRequest)
+    body = await read_model(request, MessagesRequest)
     if body.model is None:
         raise APIError(400, "'model' is a required property", param="model")
     persona = pick_persona(request, body.model)
@@ -241,7 +246,7 @@ async def create_message(request: Request) -> Response:
 
 async def count_message_tokens(request: Request) -> Response:
     """Count a message's input tokens"""
-    body = parse_model(await read_body(request), ConversationRequest)
+    body = await read_model(request, ConversationRequest)
     pick_persona(request, body.model)
     return json_response({"input_tokens": input_tokens(body.to_messages())})
 

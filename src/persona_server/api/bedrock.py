@@ -24,17 +24,16 @@ from starlette.routing import Route
 
 from persona_server.api import anthropic
 from persona_server.api import bedrock_eventstream as eventstream
-from persona_server.api.context import json_response, read_body, server_state, stop_reason
+from persona_server.api.context import json_response, read_body, read_model, server_state
 from persona_server.api.errors import (
     APIError,
     answer_error,
     from_validation_error,
     parse_json,
-    parse_model,
     register_error_format,
 )
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
-from persona_server.api.streaming import StreamFailure, word_chunks
+from persona_server.api.streaming import StreamFailure, stop_reason, word_chunks
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
@@ -62,12 +61,7 @@ def bedrock_error(error: APIError) -> Response:
 # Every path of this protocol starts with one of these (see api/routing.py).
 PREFIXES = ("/model/", "/bedrock/")
 
-
-def is_bedrock_path(path: str) -> bool:
-    return path.startswith(PREFIXES)
-
-
-register_error_format(is_bedrock_path, bedrock_error)
+register_error_format(bedrock_error, prefixes=PREFIXES)
 
 # The body; the error's class is in the `x-amzn-ErrorType` header.
 ERROR_SCHEMA: dict[str, Any] = {"type": "object", "required": ["message"],
@@ -151,7 +145,7 @@ def _extra(persona: Persona, stream: AnswerStream) -> dict[str, Any]:
 
 
 async def _conversation(request: Request) -> tuple[Persona, Query, int]:
-    body = parse_model(await read_body(request), ConverseRequest)
+    body = await read_model(request, ConverseRequest)
     persona = pick_persona(request)
     settings = server_state(request).settings
     messages = body.to_messages()

@@ -145,7 +145,7 @@ class BrowserGuard:
     async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
         metrics.record_refusal("browser_guard")
         error = errors.APIError(403, message, code="forbidden")
-        await errors.error_for_path(scope["path"], error)(scope, receive, send)
+        await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
 
 
 def _cors_headers(origin: bytes) -> list[tuple[bytes, bytes]]:

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from persona_server.api.errors import APIError
+from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import ClientGone
 from persona_server.limits import refuse
 
 if TYPE_CHECKING:
     from persona_server.catalog import Catalog
-    from persona_server.chain import AnswerStream
     from persona_server.settings import Settings
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +76,21 @@ def new_id(prefix: str) -> str:
     return f"{prefix}{random.getrandbits(128):032x}"
 
 
-def stop_reason(stream: AnswerStream, *, end: str, length: str, stop_sequence: str) -> str:
-    """An answer's finish as a vendor names it: a natural end, the token limit, or one of the stop sequences."""
-    if stream.finish_reason == "length":
-        return length
-    return stop_sequence if stream.stop_sequence is not None else end
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def read_model(request: Request, model: type[Body]) -> Body:
+    """The request body validated as `model`, straight from bytes: 400 for an empty body, bad JSON, something
+    other than an object, or a wrong field (named by its JSON path, never echoing the value)."""
+    raw = await read_body(request)
+    if not raw.strip():
+        parse_json(raw)  # raises the "empty body" error
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        if first["type"] == "json_invalid":
+            parse_json(raw)  # raises the "not valid JSON" error with the decoder's position
+        if not first["loc"]:
+            raise APIError(400, "The request body must be a JSON object.", code="invalid_json") from None
+        raise from_validation_error(exc) from None

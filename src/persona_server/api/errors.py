@@ -8,11 +8,12 @@ clients parse `{"error": "..."}`. Which one a response uses is decided by the ro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,33 +75,56 @@ def _auth_header(error: APIError) -> dict[str, str] | None:
     return error.headers
 
 
+def json_error(body: dict[str, Any], error: APIError) -> Response:
+    """A protocol's own error body with the error's status (and the header a 401 carries)."""
+    return Response(orjson.dumps(body), status_code=error.status, media_type="application/json",
+                    headers=_auth_header(error))
+
+
 def is_ollama_path(path: str) -> bool:
     # The original server's prefix too (api/prefixes.py maps it before routing; middleware may see it first).
     return path == "/api" or path.startswith(("/api/", "/ollama/api"))
 
 
-PathMatcher = Callable[[str], bool]
-ErrorRenderer = Callable[[APIError], Response]
-# Vendor protocols' error formats, by the paths they own (api/anthropic.py etc. register theirs at import);
-# the first match wins, and a path none claims answers like Ollama under /api, like OpenAI elsewhere.
-_FORMATS: list[tuple[PathMatcher, ErrorRenderer]] = []
+Renderer = Callable[[APIError], Response]
 
 
-def register_error_format(matches: PathMatcher, render: ErrorRenderer) -> None:
-    """Render errors on the paths `matches` accepts with `render` (a protocol module's own error shape)."""
-    _FORMATS.append((matches, render))
+@dataclass(frozen=True, slots=True)
+class _Format:
+    render: Renderer
+    paths: frozenset[str]
+    prefixes: tuple[str, ...]
+    post_paths: frozenset[str]
+    matches: Callable[[str], bool] | None
+
+    def owns(self, path: str, method: str) -> bool:
+        return path in self.paths or path.startswith(self.prefixes) or (
+            method == "POST" and path in self.post_paths) or (self.matches is not None and self.matches(path))
 
 
-def error_for_path(path: str, error: APIError) -> Response:
+# The vendor protocols' error formats, by path; OpenAI's is the default (see error_for_path).
+_FORMATS: list[_Format] = []
+
+
+def register_error_format(render: Renderer, *, paths: Iterable[str] = (), prefixes: Iterable[str] = (),
+                          post_paths: Iterable[str] = (), matches: Callable[[str], bool] | None = None) -> None:
+    """Render errors on these paths with `render`: exact `paths`, everything under `prefixes`, `post_paths` for
+    POST only (TGI's `POST /` shares the root with `GET /`), and what `matches` accepts, for shapes the others
+    cannot say (Gemini's `/v1/models/{model}:generateContent` beside OpenAI's `/v1/models/{id}`). Exact paths
+    matter where protocols share a prefix: Cohere's `/v1/chat` is not OpenAI's `/v1/chat/completions`."""
+    _FORMATS.append(_Format(render, frozenset(paths), tuple(prefixes), frozenset(post_paths), matches))
+
+
+def error_for_path(path: str, error: APIError, method: str = "GET") -> Response:
     """The error in the format of the protocol the path belongs to (for middleware, which has no route yet)."""
-    for matches, render in _FORMATS:
-        if matches(path):
-            return render(error)
+    for fmt in _FORMATS:
+        if fmt.owns(path, method):
+            return fmt.render(error)
     return ollama_error(error) if is_ollama_path(path) else openai_error(error)
 
 
 def error_response(request: Request, error: APIError) -> Response:
-    return error_for_path(request.url.path, error)
+    return error_for_path(request.url.path, error, request.method)
 
 
 def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError:
@@ -176,25 +200,6 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise APIError(400, f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def parse_model(raw: bytes, model: type[ModelT]) -> ModelT:
-    """A request body validated straight from bytes (one pass, no intermediate dict), as a 400 when it is not
-    JSON, not an object, or not what `model` describes."""
-    if not raw.strip():
-        parse_json(raw)  # raises the "empty body" error
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        if first["type"] == "json_invalid":
-            parse_json(raw)  # raises the "not valid JSON" error with the decoder's position
-        if not first["loc"]:
-            raise APIError(400, "The request body must be a JSON object.", code="invalid_json") from None
-        raise from_validation_error(exc) from None
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server.api.context import json_response, new_id, read_body, server_state
-from persona_server.api.errors import APIError, answer_error, parse_model, register_error_format
+from persona_server.api.context import json_response, new_id, read_model, server_state
+from persona_server.api.errors import APIError, answer_error, register_error_format
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_event, unless_disconnected, word_chunks
 from persona_server.chain import AnswerStream
@@ -59,7 +59,7 @@ def is_gemini_path(path: str) -> bool:
                                                           and path.endswith(_METHOD_SUFFIXES))
 
 
-register_error_format(is_gemini_path, gemini_error)
+register_error_format(gemini_error, matches=is_gemini_path)
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error"],
@@ -216,19 +216,19 @@ def stream_generate(request: Request, persona: Persona, body: GenerateRequest) -
 
 async def generate_content(request: Request) -> Response:
     """Generate content (Gemini API)"""
-    body = parse_model(await read_body(request), GenerateRequest)
+    body = await read_model(request, GenerateRequest)
     return await generate(request, _persona(request, request.path_params["model"]), body)
 
 
 async def stream_generate_content(request: Request) -> Response:
     """Generate content as a stream: SSE with `alt=sse`, else one JSON array"""
-    body = parse_model(await read_body(request), GenerateRequest)
+    body = await read_model(request, GenerateRequest)
     return stream_generate(request, _persona(request, request.path_params["model"]), body)
 
 
 async def count_content_tokens(request: Request) -> Response:
     """Count the tokens of contents"""
-    counted = parse_model(await read_body(request), CountTokensRequest)
+    counted = await read_model(request, CountTokensRequest)
     _persona(request, request.path_params["model"])
     return json_response({"totalTokens": sum(count_tokens(m.content) for m in counted.messages())})
 

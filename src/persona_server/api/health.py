@@ -49,7 +49,8 @@ async def index(request: Request) -> Response:
         "version": __version__,
         "models": [persona.name for persona in catalog],
         "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/api/chat",
-                      "/api/generate", "/api/tags", "/health", "/status", "/metrics", "/openapi.json"],
+                      "/api/generate", "/api/tags", "/v2/chat", "/v1/chat", "/v1/generate", "/generate",
+                      "/generate_stream", "/health", "/status", "/metrics", "/openapi.json"],
     })
 
 

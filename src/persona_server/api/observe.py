@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona_server import logs, metrics
-from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.routing import scan_order, static_table
 
 MAX_REQUEST_ID = 128
 _SANE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID}}}")
@@ -27,35 +27,32 @@ UNMATCHED = "unmatched"
 
 
 class RouteTemplates:
-    """The route template a path belongs to (`/v1/models/{model_id}`), never the raw path: bounded labels."""
+    """The route template a path belongs to (`/v1/models/{model_id}`), never the raw path: bounded labels.
 
-    def __init__(self, routes: Iterable[BaseRoute]) -> None:
-        self._static: dict[str, str] = {}
-        self._dynamic: list[tuple[re.Pattern[str], str]] = []
-        # A vendor protocol's routes behind its prefixes, as the router tries them (api/routing.py).
-        self._groups: list[tuple[tuple[str, ...], RouteTemplates]] = []
-        for route in routes:
-            if isinstance(route, PrefixedRoutes):
-                self._groups.append((route.prefixes, RouteTemplates(route.routes)))
+    Found as the router finds routes (api/routing.py): static paths in its table, then the routes with parameters
+    in scan order, a vendor group's only behind its prefixes, so vendor requests cost no scan of every template.
+    """
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self._static = {path: path for path in static_table(routes)}
+        # Runs of routes with parameters: (the group's prefixes or None, [(regex, template)]).
+        self._dynamic: list[tuple[tuple[str, ...] | None, list[tuple[re.Pattern[str], str]]]] = []
+        for route, prefixes in scan_order(routes):
+            if not isinstance(route, Route) or route.path in self._static:
                 continue
-            if not isinstance(route, Route):
-                continue
-            template = _CONVERTOR.sub(r"{\1}", route.path)
-            if route.param_convertors:
-                self._dynamic.append((route.path_regex, template))
-            else:
-                self._static[route.path] = template
+            if not self._dynamic or self._dynamic[-1][0] != prefixes:
+                self._dynamic.append((prefixes, []))
+            self._dynamic[-1][1].append((route.path_regex, _CONVERTOR.sub(r"{\1}", route.path)))
 
     def __call__(self, path: str) -> str:
         template = self._static.get(path)
         if template is not None:
             return template
-        for prefixes, group in self._groups:
-            if path.startswith(prefixes) and (template := group(path)) != UNMATCHED:
-                return template
-        for regex, template in self._dynamic:
-            if regex.match(path):
-                return template
+        for prefixes, run in self._dynamic:
+            if prefixes is None or path.startswith(prefixes):
+                for regex, template in run:
+                    if regex.match(path):
+                        return template
         return UNMATCHED
 
 
@@ -74,7 +71,7 @@ def new_request_id() -> str:
 class Observe:
     """ASGI middleware: the request id (context, response header) and the request's metrics."""
 
-    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.templates = RouteTemplates(routes)
 

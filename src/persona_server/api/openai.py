@@ -9,16 +9,15 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import metrics
-from persona_server.api.context import json_response, new_id, read_body, server_state
-from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.context import json_response, new_id, read_model, server_state
+from persona_server.api.errors import APIError
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 from persona_server.api.streaming import (
     SSE_DONE,
@@ -52,25 +51,6 @@ def pick_persona(request: Request, model: str | None) -> Persona:
     return persona
 
 
-RequestModel = TypeVar("RequestModel", ChatCompletionRequest, CompletionRequest)
-
-
-async def _validated(request: Request, model: type[RequestModel]) -> RequestModel:
-    raw = await read_body(request)
-    if not raw.strip():
-        parse_json(raw)  # raises the "empty body" error
-    try:
-        # Straight from bytes: one pass, no intermediate dict.
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        if first["type"] == "json_invalid":
-            parse_json(raw)  # raises the "not valid JSON" error with the decoder's position
-        if not first["loc"]:
-            raise APIError(400, "The request body must be a JSON object.", code="invalid_json") from None
-        raise from_validation_error(exc) from None
-
-
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -100,7 +80,7 @@ async def _answers(persona: Persona, queries: list[Query]) -> list[tuple[str, An
 
 
 async def chat_completions(request: Request) -> Response:
-    body = await _validated(request, ChatCompletionRequest)
+    body = await read_model(request, ChatCompletionRequest)
     persona = pick_persona(request, body.model)
     settings: Settings = server_state(request).settings
     messages = body.to_messages()
@@ -185,7 +165,7 @@ async def _chat_events(persona: Persona, query: Query, body: ChatCompletionReque
 
 
 async def completions(request: Request) -> Response:
-    body = await _validated(request, CompletionRequest)
+    body = await read_model(request, CompletionRequest)
     persona = pick_persona(request, body.model)
     settings: Settings = server_state(request).settings
     prompts = body.prompts()

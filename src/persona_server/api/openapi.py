@@ -2,8 +2,8 @@
 
 Each protocol (api/routes.py) names its routes and, per endpoint, the pydantic model of its request body; the
 schemas are those models' own (`model_json_schema`), so the document cannot drift from what is validated. Every
-operation lists the error shape of its protocol: OpenAI's `{"error": {...}}`, or Ollama's `{"error": "..."}` under
-`/api/`.
+operation lists the error shape of its protocol: OpenAI's `{"error": {...}}`, Ollama's `{"error": "..."}` under
+`/api/`, or the one a vendor protocol names (`Protocol.error`).
 """
 
 from __future__ import annotations
@@ -55,12 +55,18 @@ class Protocol:
     open_paths: frozenset[str] = frozenset()
     # A vendor protocol whose paths all start with one of these is routed as one group (api/routing.py).
     prefixes: tuple[str, ...] = ()
-    # The JSON schema of the protocol's own error body, when it is neither OpenAI's nor Ollama's.
-    error_body: dict[str, Any] | None = None
+    # The protocol's own error body, as (component name, JSON schema), where it is neither OpenAI's nor Ollama's.
+    error: tuple[str, dict[str, Any]] | None = None
 
 
 def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
-    name = _error_name(protocol) if protocol.error_body else "OllamaError" if is_ollama_path(path) else "OpenAIError"
+    name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
+    ref = {"$ref": f"#/components/responses/{name}"}
+    return {"4XX": ref, "5XX": ref}
+
+
+def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
+    name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
     ref = {"$ref": f"#/components/responses/{name}"}
     return {"4XX": ref, "5XX": ref}
 
@@ -79,6 +85,11 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
                     key=lambda m: m.__name__)
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
+    # The vendor protocols' error bodies, by component name (Cohere's v1 and v2 share one).
+    vendor: dict[str, tuple[str, dict[str, Any]]] = {}
+    for protocol in protocols:
+        if protocol.error:
+            vendor.setdefault(protocol.error[0], (protocol.tag, protocol.error[1]))
     for protocol in protocols:
         for route in protocol.routes():
             path = _PATH_PARAM.sub(r"{\1}", route.path)
@@ -110,11 +121,11 @@ def build_document(protocols: Sequence[Protocol]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {**defs.get("$defs", {}), "OpenAIErrorBody": OPENAI_ERROR, "OllamaErrorBody": OLLAMA_ERROR,
-                        **{_error_name(p) + "Body": p.error_body for p in protocols if p.error_body}},
+                        **{f"{name}Body": schema for name, (_, schema) in vendor.items()}},
             "responses": {
                 "OpenAIError": _error_response("OpenAI", "OpenAIErrorBody"),
                 "OllamaError": _error_response("Ollama", "OllamaErrorBody"),
-                **{_error_name(p): _error_response(p.tag, _error_name(p) + "Body") for p in protocols if p.error_body},
+                **{name: _error_response(tag, f"{name}Body") for name, (tag, _) in vendor.items()},
             },
             # Required only when the server runs with an API key.
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

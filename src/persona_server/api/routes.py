@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Route
 from persona_server.api import (
     anthropic,
     bedrock,
+    cohere,
+    cohere_v1,
     gemini,
     health,
     model_lists,
@@ -23,6 +25,7 @@ from persona_server.api import (
     ollama_models,
     openai,
     responses,
+    tgi,
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
@@ -60,22 +63,32 @@ PROTOCOLS: tuple[Protocol, ...] = (
         ollama.show: _MODEL_NAME_BODY,
     }),
     Protocol("Ollama models", ollama_models.routes, {ollama_models.pull: _MODEL_NAME_BODY}),
+    Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.V2ChatRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
+    Protocol("Cohere v1", cohere_v1.routes,
+             {cohere_v1.chat: cohere_v1.V1ChatRequest, cohere_v1.generate: cohere_v1.V1GenerateRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
+    Protocol("Hugging Face TGI", tgi.routes, {
+        tgi.generate: tgi.TGIGenerateRequest,
+        tgi.generate_stream: tgi.TGIGenerateRequest,
+        tgi.compat_generate: tgi.TGIGenerateRequest,
+    }, error=("TGIError", tgi.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
     Protocol("Anthropic", anthropic.routes, {
         anthropic.create_message: anthropic.MessagesRequest,
         anthropic.count_message_tokens: anthropic.ConversationRequest,
-    }, prefixes=anthropic.PREFIXES, error_body=anthropic.ERROR_SCHEMA),
+    }, prefixes=anthropic.PREFIXES, error=("AnthropicError", anthropic.ERROR_SCHEMA)),
     Protocol("Gemini", gemini.routes, {
         gemini.generate_content: gemini.GenerateRequest,
         gemini.stream_generate_content: gemini.GenerateRequest,
         gemini.count_content_tokens: gemini.CountTokensRequest,
-    }, prefixes=gemini.PREFIXES, error_body=gemini.ERROR_SCHEMA),
+    }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
     Protocol("Bedrock", bedrock.routes, {
         bedrock.converse: bedrock.ConverseRequest,
         bedrock.converse_stream: bedrock.ConverseRequest,
         bedrock.invoke: anthropic.MessagesRequest,
         bedrock.invoke_stream: anthropic.MessagesRequest,
-    }, prefixes=bedrock.PREFIXES, error_body=bedrock.ERROR_SCHEMA),
+    }, prefixes=bedrock.PREFIXES, error=("BedrockError", bedrock.ERROR_SCHEMA)),
 )
 
 

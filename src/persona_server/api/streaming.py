@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -34,9 +34,26 @@ def sse_event(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def sse_named(event: str, data: Any) -> bytes:
-    """An SSE event with a name (`event: X`), as Anthropic's streams send them."""
+def sse_named_event(event: str, data: Any) -> bytes:
+    """An SSE event with a name (`event: X`), as the vendor protocols' streams use."""
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class Finished(Protocol):
+    """What ended an answer (an AnswerStream, once it has ended)."""
+
+    @property
+    def finish_reason(self) -> str: ...
+
+    @property
+    def stop_sequence(self) -> str | None: ...
+
+
+def stop_reason(answer: Finished, *, end: str, length: str, stop_sequence: str) -> str:
+    """An answer's stop reason in a vendor's words: cut by the token limit, by a stop sequence, or complete."""
+    if answer.finish_reason == "length":
+        return length
+    return stop_sequence if answer.stop_sequence is not None else end
 
 
 # What a stream's answer may end with instead of its last piece.
