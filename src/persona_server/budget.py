@@ -73,7 +73,7 @@ class RequestBudget:
 
                 error = errors.APIError(504, f"No answer within the request budget of {self.seconds:g} s.",
                                         code="timeout")
-                await errors.error_for_path(scope["path"], error)(scope, receive, send)
+                await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
         finally:
             _end.reset(token)
             del self._ends[task]
