@@ -42,7 +42,18 @@ class _WorkerProcess(multiprocess.Process):
         return self._server
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class _Supervisor(multiprocess.Multiprocess):
+    # Stop signals handled so far. uvicorn reads its signal queue only every 0.5 s, so a second signal can be
+    # handled in the same batch as the first: counting them keeps it from being lost.
+    _stops = 0
+
+    def handle_signals(self) -> None:
+        self._stops += sum(1 for sig in self.signal_queue if sig in _STOP_SIGNALS)
+        super().handle_signals()
+
     def join_all(self) -> None:
         # uvicorn only queues signals while it waits for its workers: a second one is passed on to them, each of
         # which then exits at once.
@@ -50,7 +61,7 @@ class _Supervisor(multiprocess.Multiprocess):
         for process in self.processes:
             while process.process.is_alive():
                 process.process.join(0.1)
-                if self.signal_queue and not forwarded:
+                if (self.signal_queue or self._stops > 1) and not forwarded:
                     forwarded = True
                     log.warning("second signal: telling the workers to exit now")
                     for worker in self.processes:
