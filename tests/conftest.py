@@ -111,6 +111,16 @@ def start_server_process(*args: str, log_path: Path, env: dict[str, str] | None 
         time.sleep(0.05)
 
 
+def persona_args(root: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Write each persona (file name -> persona) into `root` and return the `--persona FILE ...` arguments."""
+    args: list[str] = []
+    for name, data in files.items():
+        path = root / name
+        path.write_text(json.dumps(data), encoding="utf-8")
+        args += ["--persona", str(path)]
+    return args
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """`start_server(*cli_args, env=None, wait_ready=True)` starts a real server; all are stopped afterwards."""

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, persona_args, start_server_process
 
 FOX = "The quick brown fox jumps over the lazy dog."
 KEY = "sk-ant-test-key"
@@ -20,12 +20,7 @@ EVENT_ORDER = ["message_start", "content_block_start", "ping", "content_block_de
 
 
 def _personas(root: Path, files: dict[str, dict[str, object]]) -> list[str]:
-    args: list[str] = []
-    for name, data in files.items():
-        path = root / name
-        path.write_bytes(orjson.dumps(data))
-        args += ["--persona", str(path)]
-    return args
+    return persona_args(root, files)
 
 
 PERSONAS = {

@@ -24,7 +24,7 @@ import orjson
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 
-from tests.conftest import ServerProcess, free_port, start_server_process
+from tests.conftest import ServerProcess, free_port, persona_args, start_server_process
 
 FOX = "The quick brown fox jumps over the lazy dog."
 KEY = "bedrock-api-key-for-tests"
@@ -42,10 +42,7 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "dummy-s
 
 
 def _start(root: Path, env: dict[str, str], *extra: str) -> ServerProcess:
-    args: list[str] = []
-    for name, data in PERSONAS.items():
-        (root / name).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / name)]
+    args = persona_args(root, PERSONAS)
     return start_server_process(*args, *extra, log_path=root / "server.log", env=env)
 
 

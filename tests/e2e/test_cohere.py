@@ -7,14 +7,13 @@ from pathlib import Path
 
 import cohere
 import httpx
-import orjson
 import pytest
 from cohere.core.api_error import ApiError
 
 from persona_server.api.cohere import V2ChatRequest
 from persona_server.api.cohere_v1 import V1GenerateRequest
 from persona_server.settings import Settings
-from tests.conftest import ServerProcess, start_server_process, wait_for_file
+from tests.conftest import ServerProcess, persona_args, start_server_process, wait_for_file
 
 FOX = "The quick brown fox jumps over the lazy dog. END here."
 BEFORE_END = "The quick brown fox jumps over the lazy dog. "
@@ -43,10 +42,7 @@ def _personas(root: Path) -> dict[str, dict[str, object]]:
 def _start(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str], name: str,
            *extra: str) -> ServerProcess:
     root = tmp_path_factory.mktemp(name)
-    args: list[str] = []
-    for filename, data in _personas(root).items():
-        (root / filename).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / filename)]
+    args = persona_args(root, _personas(root))
     proc = start_server_process(*args, *extra, log_path=root / "server.log",
                                 env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.2"})
     proc.extra["root"] = root

@@ -6,7 +6,6 @@ bounds the request, and what still runs a moment after it is cancelled with a 50
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -14,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, persona_args, start_server_process
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str])
                                    "deadline": 1}},
         "Loading": {"solvers": ["test-fixed"], "test-fixed": {"text": "loaded", "load_delay": 30}},
     }
-    args: list[str] = []
-    for name, data in personas.items():
-        path = root / f"{name}.json"
-        path.write_text(json.dumps({"name": name, **data}))
-        args += ["--persona", str(path)]
+    args = persona_args(root, {f"{name}.json": {"name": name, **data} for name, data in personas.items()})
     proc = start_server_process(*args, "--request-timeout", "2", log_path=root / "server.log", env=plugin_env,
                                 wait_ready=False)
     proc.extra["root"] = root

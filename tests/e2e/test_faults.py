@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from persona_server.solvers.failure import dialogs
-from tests.conftest import EXAMPLES, ServerProcess, run_cli, start_server_process
+from tests.conftest import EXAMPLES, ServerProcess, persona_args, run_cli, start_server_process
 
 ENGLISH = set(dialogs("en"))
 PORTUGUESE = set(dialogs("pt"))
@@ -34,10 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str])
                         "test-stream": {"pieces": PIECES, "interval": 0.05, "fail_after": 2}},
         "strict.json": {"name": "Strict", "solvers": ["ovos-solver-rivescript-plugin"], "on_no_answer": "error"},
     }
-    args = ["--persona", str(EXAMPLES / "rivescript_bot.json")]
-    for name, data in files.items():
-        (root / name).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / name)]
+    args = ["--persona", str(EXAMPLES / "rivescript_bot.json"), *persona_args(root, files)]
     proc = start_server_process(*args, log_path=root / "server.log", env=plugin_env)
     yield proc
     proc.stop()

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, persona_args, start_server_process
 
 FOX = "The quick brown fox jumps over the lazy dog."
 KEY = "gemini-test-key"
@@ -31,10 +30,7 @@ PERSONAS = {
 
 
 def _start(root: Path, env: dict[str, str], *extra: str) -> ServerProcess:
-    args: list[str] = []
-    for name, data in PERSONAS.items():
-        (root / name).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / name)]
+    args = persona_args(root, PERSONAS)
     return start_server_process(*args, *extra, log_path=root / "server.log", env=env)
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from persona_server.solvers.failure import dialogs
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, persona_args, start_server_process
 
 ENGLISH = set(dialogs("en"))
 FOX = "The quick brown fox jumps over the lazy dog. END here."
@@ -34,10 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str])
                          "test-stream": {"pieces": ["a", "b", "c", "d", "e", "f"], "interval": 1, "timeout": 60,
                                          "marker": str(root / "trickle.marker")}},
     }
-    args: list[str] = []
-    for name, data in files.items():
-        (root / name).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / name)]
+    args = persona_args(root, files)
     proc = start_server_process(*args, log_path=root / "server.log", env=plugin_env)
     proc.extra["root"] = root
     yield proc

@@ -9,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import ServerProcess, start_server_process
+from tests.conftest import ServerProcess, persona_args, start_server_process
 
 FOX = "The quick brown fox jumps over the lazy dog."
 EVENT_ORDER = [
@@ -32,10 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str])
         "history.json": {"name": "History", "solvers": ["test-history"]},
         "fixed.json": {"name": "Fixed", "solvers": ["test-fixed"], "test-fixed": {"text": FOX, "source": "Foxes"}},
     }
-    args: list[str] = []
-    for name, data in files.items():
-        (root / name).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / name)]
+    args = persona_args(root, files)
     proc = start_server_process(*args, log_path=root / "server.log", env=plugin_env)
     yield proc
     proc.stop()

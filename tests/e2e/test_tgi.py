@@ -12,7 +12,7 @@ from huggingface_hub.errors import GenerationError, HfHubHTTPError, TextGenerati
 
 from persona_server.api.tgi import TGIGenerateRequest
 from persona_server.settings import Settings
-from tests.conftest import ServerProcess, start_server_process, wait_for_file
+from tests.conftest import ServerProcess, persona_args, start_server_process, wait_for_file
 
 FOX = "The quick brown fox jumps over the lazy dog. END here."
 BEFORE_END = "The quick brown fox jumps over the lazy dog. "
@@ -38,10 +38,7 @@ def _start(tmp_path_factory: pytest.TempPathFactory, plugin_env: dict[str, str],
         "silent.json": {"name": "Silent", "solvers": ["test-fixed"], "test-fixed": {"text": ""},
                         "on_no_answer": "error"},
     }
-    args: list[str] = []
-    for filename, data in files.items():
-        (root / filename).write_bytes(orjson.dumps(data))
-        args += ["--persona", str(root / filename)]
+    args = persona_args(root, files)
     proc = start_server_process(*args, *extra, log_path=root / "server.log",
                                 env={**plugin_env, "PERSONA_SERVER_PING_INTERVAL": "0.2"})
     proc.extra["root"] = root

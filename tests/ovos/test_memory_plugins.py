@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ServerProcess, run_cli, start_server_process
+from tests.conftest import ServerProcess, persona_args, run_cli, start_server_process
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ovos_plugin_env: dict[str, 
         {"name": "BrokenMemory", "handlers": ["test-question-plugin"], "memory_module": "test-broken-memory"},
         {"name": "MissingMemory", "handlers": ["test-question-plugin"], "memory_module": "no-such-memory"},
     ]
-    args = []
-    for data in personas:
-        path = root / f"{data['name']}.json"
-        path.write_text(json.dumps(data), encoding="utf-8")
-        args += ["--persona", str(path)]
+    args = persona_args(root, {f"{data['name']}.json": data for data in personas})
     proc = start_server_process(*args, log_path=root / "server.log", env=ovos_plugin_env)
     yield proc
     proc.stop()

@@ -19,7 +19,7 @@ import ollama
 import openai
 import pytest
 
-from tests.conftest import ServerProcess, run_cli, start_server_process
+from tests.conftest import ServerProcess, persona_args, run_cli, start_server_process
 from tests.llm.upstream import Reply, Upstream
 
 SECRET = "sk-ovos-secret-4242"
@@ -53,11 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ovos_plugin_env: dict[str, 
     }
     ours = {"name": "OurFailure", "handlers": ["ovos-solver-failure-plugin"]}
     theirs = {"name": "TheirFailure", "handlers": ["ovos:ovos-solver-failure-plugin"]}
-    args = []
-    for data in (mixed, ours, theirs):
-        path = root / f"{data['name']}.json"
-        path.write_text(json.dumps(data), encoding="utf-8")
-        args += ["--persona", str(path)]
+    args = persona_args(root, {f"{data['name']}.json": data for data in (mixed, ours, theirs)})
     # OpenVoiceOS's user persona directory, under the XDG override: one usable file, one broken.
     user_dir = root / "xdg" / "ovos_persona"
     user_dir.mkdir(parents=True)

@@ -16,7 +16,7 @@ import ollama
 import openai
 import pytest
 
-from tests.conftest import ServerProcess, run_cli, start_server_process
+from tests.conftest import ServerProcess, persona_args, run_cli, start_server_process
 from tests.llm.upstream import Upstream
 
 OFFLINE = "http://127.0.0.1:1"
@@ -51,11 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iter
         {"name": "NoMemory", "handlers": ["failure"], "memory": 5, "memory_module": None},
         {"name": "OtherMemory", "handlers": ["failure"], "memory_module": "no-such-memory-plugin"},
     ]
-    args = []
-    for data in personas:
-        path = root / f"{data['name']}.json"
-        path.write_text(json.dumps(data), encoding="utf-8")
-        args += ["--persona", str(path)]
+    args = persona_args(root, {f"{data['name']}.json": data for data in personas})
     proc = start_server_process(*args, log_path=root / "server.log",
                                 env={"PERSONA_SYSTEM_PROMPT_STRATEGY": "ignore"})
     yield proc
