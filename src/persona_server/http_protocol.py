@@ -93,6 +93,14 @@ class _Deadlines:
     _armed = _IDLE  # the phase the timer runs for
     _timer: asyncio.TimerHandle | None = None
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._sync_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _sync_deadline(self) -> None:
         phase = self._phase
         if phase == self._armed:
@@ -145,14 +153,6 @@ if httptools is not None:
     class BoundedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
         _header_bytes = 0  # bytes of the current request's headers, counted by the parser callbacks
         _waiting_bytes = 0  # bytes received while its headers were incomplete
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._sync_deadline()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_deadline()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             self._unset_keepalive_if_required()
@@ -212,14 +212,6 @@ if httptools is not None:
 class BoundedH11Protocol(_Deadlines, H11Protocol):
     """h11 bounds headers that arrive in pieces itself (`h11_max_incomplete_event_size`, a 400); this adds the
     deadlines, and the same 431 as httptools for headers that arrive whole."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._sync_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_deadline()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
