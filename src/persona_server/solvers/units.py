@@ -9,6 +9,7 @@ also knows "a" as a year and "in" as an inch), so chit-chat that happens to pars
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -106,12 +107,20 @@ class UnitsRegistry:
     def __init__(self) -> None:
         import pint
 
+        # pint's cache records the paths of its definition files: keyed by where this pint is installed too, so
+        # another virtualenv (or a deleted one) never hands this one paths that are not there.
+        where = hashlib.sha256(str(Path(pint.__file__).resolve().parent).encode()).hexdigest()[:12]
         try:
-            folder: Path | None = cache_dir(f"pint-{pint.__version__}")
+            folder: Path | None = cache_dir(f"pint-{pint.__version__}-{where}")
         except OSError:
             folder = None  # a read-only home: parse the definitions every time
         with loading_static_data():
-            self.ureg = pint.UnitRegistry(cache_folder=folder)
+            try:
+                self.ureg = pint.UnitRegistry(cache_folder=folder)
+            except OSError:
+                if folder is None:
+                    raise
+                self.ureg = pint.UnitRegistry()  # an unusable cache: parse the definitions instead
             # pint's acre is the US survey acre (retired in 2023); people mean the international one.
             self.ureg.define("international_acre = 43560 * foot ** 2")
         self.lock = threading.Lock()
