@@ -199,7 +199,8 @@ def main() -> int:
                         continue
                     base_row = run(baseline)
                     row = run(protocol)
-                    cpu = base_row.get("cpu_us_per_request", nan) / row.get("cpu_us_per_request", nan)
+                    # A short run on a busy machine may see no clock tick of CPU time: no figure then.
+                    cpu = base_row.get("cpu_us_per_request", nan) / (row.get("cpu_us_per_request") or nan)
                     pairs[protocol.name].append((row["rps"] / base_row["rps"], cpu))
         finally:
             process.terminate()

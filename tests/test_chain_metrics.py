@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from persona_server import metrics
 from persona_server.query import Query
 from tests.test_chain import persona, scripted  # noqa: F401 - `scripted` registers the scripted solvers
 
@@ -12,6 +13,7 @@ SECONDS = "persona_server_solver_duration_seconds"
 
 def sample(suffix: str, solver: str, outcome: str) -> float:
     labels = {"persona": "p", "solver": solver, "outcome": outcome}
+    metrics.flush()  # what /metrics does first: the tallies go to the registry
     return REGISTRY.get_sample_value(SECONDS + suffix, labels) or 0.0
 
 

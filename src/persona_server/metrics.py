@@ -8,11 +8,16 @@ With `--workers N` each worker process counts its own; prometheus_client's multi
 memory-mapped files named by `PROMETHEUS_MULTIPROC_DIR`, created by the parent, see `multiprocess_dir`) lets any
 worker answer `/metrics` with the sum over all of them. In one process the normal registry is used.
 
-Recording is on the hot path, so label children are looked up once and kept (`_child`), not through `labels()`.
+Recording is on the hot path, so the two figures every request adds to (requests and their duration, solver turns
+and theirs) are tallied in plain dicts (`_Tally`, a tenth of the cost of prometheus_client's locked values) and
+handed to prometheus_client before `/metrics` answers; with `--workers`, also within `FLUSH_SECONDS` of being
+recorded, since another worker may answer the scrape. Label children are looked up once and kept (`_child`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
 import shutil
 import tempfile
@@ -26,6 +31,8 @@ from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# With --workers, how stale another worker's scrape may find this worker's tallies.
+FLUSH_SECONDS = 1.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # More personas than this in one process is a misconfiguration; past it, names share the label "other".
 MAX_PERSONA_LABELS = 100
@@ -82,6 +89,67 @@ def _persona_label(name: str) -> str:
     return name
 
 
+class _Tally:
+    """Observations of one histogram not yet handed to prometheus_client: per label tuple, a count per bucket and
+    the sum. A counter that counts the same events as the histogram (requests by status) rides along."""
+
+    def __init__(self, histogram: Histogram, counter: Counter | None = None) -> None:
+        self.histogram = histogram
+        self.counter = counter
+        self.bounds = histogram._upper_bounds  # the bucket bounds, +Inf last
+        # label tuple -> [sum, count in bucket 0, 1, ...]
+        self.pending: dict[tuple[str, ...], list[float]] = {}
+        self.counted: dict[tuple[str, ...], int] = {}
+
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        entry = self.pending.get(labels)
+        if entry is None:
+            entry = self.pending[labels] = [0.0] * (len(self.bounds) + 1)
+            _schedule_flush()
+        entry[0] += seconds
+        entry[1 + bisect.bisect_left(self.bounds, seconds)] += 1
+
+    def count(self, labels: tuple[str, ...]) -> None:
+        self.counted[labels] = self.counted.get(labels, 0) + 1
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for labels, entry in pending.items():
+            child = _child(self.histogram, *labels)
+            # prometheus_client has no call to add many observations at once: its per-bucket values take them.
+            child._sum.inc(entry[0])
+            for index, count in enumerate(entry[1:]):
+                if count:
+                    child._buckets[index].inc(count)
+        counted, self.counted = self.counted, {}
+        if self.counter is not None:
+            for labels, count in counted.items():
+                _child(self.counter, *labels).inc(count)
+
+
+_REQUESTS = _Tally(REQUEST_SECONDS, REQUESTS)
+_TURNS = _Tally(SOLVER_SECONDS)
+_flush_timer: asyncio.TimerHandle | None = None
+
+
+def _schedule_flush() -> None:
+    """With --workers, hand the tallies over soon: a scrape answered by another worker reads shared files."""
+    global _flush_timer
+    if _flush_timer is None and os.environ.get(MULTIPROC_ENV):
+        try:
+            _flush_timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, flush)
+        except RuntimeError:
+            flush()  # no event loop: at once
+
+
+def flush() -> None:
+    """Hand every tally to prometheus_client."""
+    global _flush_timer
+    _flush_timer = None
+    _REQUESTS.flush()
+    _TURNS.flush()
+
+
 def record_refusal(limit: str) -> None:
     """Count a request refused by `limit` (a short fixed name from the code, never a client's value)."""
     _child(REFUSED, limit).inc()
@@ -93,7 +161,7 @@ def record_refusal(limit: str) -> None:
 def solver_turn(persona: str, solver: str, outcome: str, seconds: float) -> None:
     """One solver's turn in a chain ended with `outcome`: answer, miss, error or timeout."""
     label = _persona_label(persona)
-    _child(SOLVER_SECONDS, label, solver, outcome).observe(seconds)
+    _TURNS.observe((label, solver, outcome), seconds)
     record = current.get()
     if record is not None:
         record.persona = label
@@ -103,12 +171,13 @@ def request_done(route: str, method: str, status: int, record: RequestRecord, se
     persona = record.persona
     if persona is None:
         persona = OTHER if record.refused == "unknown_model" else NO_PERSONA
-    _child(REQUESTS, route, method, str(status), persona).inc()
-    _child(REQUEST_SECONDS, route, method).observe(seconds)
+    _REQUESTS.count((route, method, str(status), persona))
+    _REQUESTS.observe((route, method), seconds)
 
 
 def exposition() -> bytes:
     """The metrics in Prometheus text format: this process's, or every worker's summed in multiprocess mode."""
+    flush()
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
@@ -133,6 +202,7 @@ def multiprocess_dir() -> Iterator[None]:
 
 
 def process_exit() -> None:
-    """A worker shutting down: its open-streams gauge must no longer count in the sum."""
+    """A worker shutting down: its tallies are handed over, its open-streams gauge no longer counts in the sum."""
+    flush()
     if os.environ.get(MULTIPROC_ENV):
         _multiprocess.mark_process_dead(os.getpid())

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from persona_server.api.routes import flat_routes
+from persona_server.metrics import FLUSH_SECONDS
 from tests.conftest import ServerProcess, start_server_process
 
 KEY = "observe-test-key"
@@ -201,6 +202,8 @@ def test_metrics_are_summed_over_workers(tmp_path: Path) -> None:
                 sent += 1
                 pids.add(client.get(server.base_url + "/status").json()["process"])
         assert len(pids) == 2, "both workers answered"
+        # Each worker hands its tallies to the shared files within FLUSH_SECONDS of recording them.
+        time.sleep(FLUSH_SECONDS + 0.5)
         for _ in range(6):  # whichever worker answers /metrics (a new connection each time), it reports the sum
             samples = scrape(server.base_url, headers={})
             assert value(samples, "persona_server_requests_total", route="/v1/chat/completions",
