@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
@@ -60,12 +60,15 @@ class RequireApiKey:
     client's SDK sends it: `Authorization: Bearer KEY` (OpenAI, Anthropic, Bedrock API keys), `x-api-key`
     (Anthropic), `x-goog-api-key` or the `key` query parameter (Gemini)."""
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, api_key: str, also_open: Callable[[str], bool] | None = None) -> None:
         self.app = app
         self.api_key = api_key.encode()
+        # Paths of mounted features that must stay open too (A2A agent cards), when they are on.
+        self.also_open = also_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS or (
+                self.also_open is not None and self.also_open(scope["path"])):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -104,6 +107,12 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             metrics.process_exit()
 
     routes = all_routes()
+    also_open = None
+    if settings.a2a:
+        from persona_server.api import a2a
+
+        routes = [*routes, *a2a.A2A(settings.a2a_url).routes()]
+        also_open = a2a.is_card_path
     app = Starlette(
         routes=routes,
         exception_handlers={
@@ -125,7 +134,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         asgi = Limits(asgi, max_concurrent=settings.max_concurrent, rate=rate,
                       key_by_api_key=bool(settings.api_key))
     if settings.api_key:
-        asgi = RequireApiKey(asgi, settings.api_key)
+        asgi = RequireApiKey(asgi, settings.api_key, also_open)
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     asgi = BrowserGuard(asgi, OriginPolicy(settings.cors_origins), hosts)
