@@ -293,6 +293,24 @@ async def test_tasks_are_not_kept_beyond_the_answer(server: ServerProcess, http:
         await client.list_tasks(ListTasksRequest())
 
 
+async def test_bad_bodies_get_json_rpc_errors(server: ServerProcess, http: httpx.AsyncClient) -> None:
+    url = f"{server.base_url}/a2a/echo/"
+    empty = await http.post(url, content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == -32600
+    garbled = await http.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert garbled.json()["error"]["code"] == -32700  # the SDK's parse error
+
+
+async def test_a_send_asking_to_return_at_once_gets_the_finished_task(
+        server: ServerProcess, http: httpx.AsyncClient) -> None:
+    # Nothing is left answering in the background after its request returned.
+    card = await card_of(http, f"{server.base_url}/a2a/streamer/")
+    client = ClientFactory(ClientConfig(streaming=False, polling=True, httpx_client=http)).create(card)
+    [response] = [r async for r in client.send_message(question("a story"))]
+    assert response.task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert answer_text(response.task) == "".join(PIECES)
+
+
 async def test_an_unknown_persona_is_404(server: ServerProcess, http: httpx.AsyncClient) -> None:
     with pytest.raises(AgentCardResolutionError) as info:
         await card_of(http, f"{server.base_url}/a2a/nobody/")
