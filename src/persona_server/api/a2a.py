@@ -10,9 +10,14 @@ client that leaves (a stream or a blocking send) stops the work, as on every oth
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
+
+# The SDK wraps most of its functions in OpenTelemetry spans, about 120 a message, even when nothing collects them:
+# a fifth of a message's server CPU here (2.2 ms -> 1.75 ms). Off unless the operator asks for them.
+os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
 
 try:
     from a2a.auth.user import UnauthenticatedUser
