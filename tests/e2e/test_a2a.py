@@ -352,6 +352,29 @@ async def test_the_key_guards_messages_but_not_the_card(keyed: ServerProcess, ht
     assert answer_text(task) == "echo: knock knock (1 messages)"
 
 
+async def test_a_stream_in_flight_finishes_on_sigterm(tmp_path: Path, plugin_env: dict[str, str]) -> None:
+    files = {"streamer.json": {"name": "Streamer", "solvers": ["test-stream"],
+                               "test-stream": {"pieces": PIECES, "interval": 0.4}}}
+    proc = start_server_process("--a2a", *persona_args(tmp_path, files), log_path=tmp_path / "sigterm.log",
+                                env=plugin_env)
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            card = await card_of(http, f"{proc.base_url}/a2a/")
+            client = ClientFactory(ClientConfig(streaming=True, httpx_client=http)).create(card)
+            text, last = "", None
+            async for event in client.send_message(question("a story")):
+                if event.HasField("artifact_update"):
+                    if not text:
+                        proc.process.terminate()  # SIGTERM with the answer under way
+                    text += "".join(part.text for part in event.artifact_update.artifact.parts)
+                last = event
+        assert text == "".join(PIECES)
+        assert last is not None and last.status_update.status.state == TaskState.TASK_STATE_COMPLETED
+        assert proc.process.wait(timeout=15) == 0
+    finally:
+        proc.stop()
+
+
 def test_without_the_flag_there_is_no_a2a(tmp_path: Path, plugin_env: dict[str, str]) -> None:
     plain = start_server_process(*persona_args(tmp_path, ECHO), log_path=tmp_path / "plain.log", env=plugin_env)
     try:

@@ -287,7 +287,10 @@ class A2A:
         card = agent_card(persona, endpoint_path(persona), api_key=bool(settings.api_key))
         handler = _Handler(agent_executor=PersonaAgent(persona, settings), task_store=RecentTasks(),
                            agent_card=card)
-        dispatcher = JsonRpcDispatcher(handler, context_builder=_CallContexts(), enable_v0_3_compat=True)
+        # On SIGTERM, streams get the server's graceful time to finish (a little less: then uvicorn ends the rest).
+        grace = max(0.0, settings.graceful_timeout - 1.0)
+        dispatcher = JsonRpcDispatcher(handler, context_builder=_CallContexts(), enable_v0_3_compat=True,
+                                       shutdown_grace_period=grace)
         if catalog.get(persona.name) is persona:
             self._dispatchers[key] = (persona, dispatcher)
         return dispatcher
