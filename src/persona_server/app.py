@@ -32,6 +32,12 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
             metrics.process_exit()
 
     routes = all_routes()
+    also_open = None
+    if settings.a2a:
+        from persona_server.api import a2a
+
+        routes = [*routes, *a2a.A2A(settings.a2a_url).routes()]
+        also_open = a2a.is_card_path
     app = Starlette(routes=routes, lifespan=lifespan)
     # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
     app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
@@ -44,6 +50,6 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     return FrontDoor(
         app, inner, routes, guard=BrowserGuard(OriginPolicy(settings.cors_origins), hosts),
-        api_key=settings.api_key, open_paths=open_paths(),
+        api_key=settings.api_key, open_paths=open_paths(), also_open=also_open,
         budget=RequestBudget(settings.request_timeout) if settings.request_timeout > 0 else None,
     )

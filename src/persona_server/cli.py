@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                        help="text lines, or one JSON object per line for log shippers (default text)")
+    serve.add_argument("--a2a", action="store_true", default=_env_flag("A2A"),
+                       help="serve each persona as an A2A agent at /a2a/<persona>/ (env PERSONA_SERVER_A2A=1)")
+    serve.add_argument("--a2a-url", default=os.environ.get("PERSONA_SERVER_A2A_URL"), metavar="URL",
+                       help="public base URL the agent cards name (default: the host each request asked for)")
 
     ask = sub.add_parser("ask", help="print one answer and exit")
     ask.add_argument("question", nargs="+", help="the question")
@@ -123,6 +127,10 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
                             f"{limits.DEFAULT_BODY_TIMEOUT:g})")
     group.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
                        help="HTTP parser (default auto: httptools when installed)")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(f"PERSONA_SERVER_{name}", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _env_list(name: str) -> list[str]:
@@ -197,8 +205,16 @@ def serve(args: argparse.Namespace) -> int:
         ovos_personas=args.ovos_personas,
         request_timeout=max(0.0, args.request_timeout),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        a2a=args.a2a,
+        a2a_url=args.a2a_url or None,
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
+    if settings.a2a:
+        try:
+            import persona_server.api.a2a  # noqa: F401 - the optional SDK, checked before binding
+        except ImportError as exc:
+            print(f"persona-server: {exc}", file=sys.stderr)
+            return 2
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)
     if not settings.is_loopback and not settings.api_key:

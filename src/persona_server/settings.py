@@ -60,6 +60,10 @@ class Settings:
     request_timeout: float = 300.0
     # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
     graceful_timeout: float = 10.0
+    # Serve each persona as an A2A agent under /a2a (api/a2a.py); agent cards name endpoints under `a2a_url`
+    # (the server's public base URL), else under the host each request asked for.
+    a2a: bool = False
+    a2a_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

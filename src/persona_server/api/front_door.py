@@ -66,7 +66,8 @@ def canonical_path(path: str) -> str:
 
 class FrontDoor:
     def __init__(self, app: ASGIApp, router: ASGIApp, routes: Sequence[BaseRoute], *, guard: browser.BrowserGuard,
-                 api_key: str | None, open_paths: frozenset[str], budget: RequestBudget | None) -> None:
+                 api_key: str | None, open_paths: frozenset[str], budget: RequestBudget | None,
+                 also_open: Callable[[str], bool] | None = None) -> None:
         self.app = app  # the Starlette app: the lifespan, and `request.app` for the routes
         self.router = router  # the routes, behind the limits
         self.templates = RouteTemplates(routes)
@@ -74,6 +75,8 @@ class FrontDoor:
         self.api_key = api_key.encode() if api_key else None
         # Readiness probes must work without a key, and the API description holds nothing secret.
         self.open_paths = open_paths
+        # Paths of features behind a flag that must stay open too (A2A agent cards), when they are on.
+        self.also_open = also_open
         self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,7 +126,8 @@ class FrontDoor:
                 if browser.is_preflight(headers, scope["method"]):
                     await browser.preflight(headers, answer)
                     return
-            if self.api_key is not None and scope["path"] not in self.open_paths and not hmac.compare_digest(
+            if self.api_key is not None and scope["path"] not in self.open_paths and not (
+                    self.also_open is not None and self.also_open(scope["path"])) and not hmac.compare_digest(
                     _given_key(headers, scope), self.api_key):
                 metrics.record_refusal("api_key")
                 await self._refuse(scope, receive, answer,
