@@ -123,7 +123,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     if settings.max_concurrent or settings.rate_limit:
         rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
         asgi = Limits(asgi, max_concurrent=settings.max_concurrent, rate=rate,
-                      key_by_api_key=bool(settings.api_key))
+                      key_by_api_key=bool(settings.api_key),
+                      shared_rate=catalog.state.rate_limiter(rate) if rate else None)
     if settings.api_key:
         asgi = RequireApiKey(asgi, settings.api_key)
     # Before the key check: preflights carry no key, and a hostile page is refused whatever key it has.

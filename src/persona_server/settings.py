@@ -60,6 +60,11 @@ class Settings:
     request_timeout: float = 300.0
     # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
     graceful_timeout: float = 10.0
+    # Where per-user state lives (persona_server.state): None in process, or redis://HOST:PORT/DB shared by
+    # every instance; key names start with the prefix; each Redis operation gets at most the timeout (seconds).
+    state: str | None = None
+    state_prefix: str = "persona-server"
+    state_timeout: float = 0.25
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
