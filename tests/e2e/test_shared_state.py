@@ -27,6 +27,14 @@ from tests.replay import ReplayServer
 WIKI = "ovos-solver-wikipedia-plugin"
 RIVE = "ovos-solver-rivescript-plugin"
 FAILURE = "ovos-solver-failure-plugin"
+AIML = "ovos-solver-aiml-plugin"
+LIKES = """<?xml version="1.0" encoding="UTF-8"?>
+<aiml version="1.0">
+<category><pattern>I LIKE *</pattern><template><think><set name="like"><star/></set></think>Noted.</template>
+</category>
+<category><pattern>WHAT DO I LIKE</pattern><template>You like <get name="like"/>.</template></category>
+</aiml>
+"""
 DONT_KNOW = "No idea, sorry."
 MEMORY_TURNS = 20
 
@@ -75,7 +83,10 @@ def _start_pair(root: Path, redis_server: RedisServer, persona_files: list[str],
 def pair(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, replay: ReplayServer,
          plugin_env: dict[str, str]) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("shared-state")
+    (root / "aiml").mkdir()
+    (root / "aiml" / "likes.aiml").write_text(LIKES, encoding="utf-8")
     files = persona_args(root, {
+        "alice.json": {"name": "Alice", "solvers": [AIML], AIML: {"aiml_dir": str(root / "aiml"), "alice": False}},
         "chat.json": {"name": "Chat", "solvers": [RIVE], RIVE: {"name": "Rive"}},
         # The echo solver's answers double in size each turn: room for them (the byte bound is tested elsewhere).
         "memo.json": {"name": "Memo", "solvers": ["test-history"],
@@ -84,7 +95,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, re
                         WIKI: {"base_url": replay.url + "/wiki/{lang}", "timeout": 3},
                         FAILURE: {"answers": [DONT_KNOW]}},
     })
-    pair = _start_pair(root, redis_server, files, plugin_env)
+    pair = _start_pair(root, redis_server, files, {**plugin_env, "PERSONA_SERVER_CACHE": str(root / "cache")})
     yield pair
     pair.a.stop()
     pair.b.stop()
@@ -118,6 +129,13 @@ def test_a_name_told_to_one_instance_is_known_to_the_other_for_that_user_only(pa
     assert any(":vars-rivescript:Chat:" in key for key in keys)
     assert not any(user in key or stranger in key for key in keys)
     assert all(pair.redis.pttl(key) > 0 for key in keys)
+
+
+def test_aiml_predicates_are_shared_per_user(pair: Pair) -> None:
+    user = f"likes-{uuid.uuid4().hex[:6]}"
+    assert say(pair.a, "Alice", "I like green tea", user) == "Noted."
+    assert say(pair.b, "Alice", "what do I like", user).lower() == "you like green tea."
+    assert "green tea" not in say(pair.b, "Alice", "what do I like", f"x-{uuid.uuid4().hex[:6]}").lower()
 
 
 def test_memory_persona_recalls_on_the_other_instance(pair: Pair) -> None:
