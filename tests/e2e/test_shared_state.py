@@ -201,6 +201,32 @@ def test_a_rate_limit_holds_across_both_instances(tmp_path: Path, redis_server: 
         rated.b.stop()
 
 
+def test_workers_on_one_machine_share_through_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    files = persona_args(tmp_path, {"chat.json": {"name": "Chat", "solvers": [RIVE]}})
+    server = start_server_process(*files, "--workers", "2", "--state", redis_server.url, "--state-prefix",
+                                  f"workers-{uuid.uuid4().hex[:6]}", log_path=tmp_path / "server.log")
+    try:
+        deadline = time.monotonic() + 60
+        while server.log().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        user = f"w-{uuid.uuid4().hex[:6]}"
+        assert "Ann" in say(server, "Chat", "my name is Ann", user)
+        pids = set()
+        for _ in range(60):
+            if len(pids) == 2:
+                break
+            # A new connection each time, so either worker may take it; /status on it names that worker.
+            with httpx.Client(base_url=server.base_url, timeout=30) as http:
+                reply = http.post("/v1/chat/completions", json={
+                    "model": "Chat", "user": user, "messages": [{"role": "user", "content": "what is my name?"}]})
+                assert "Ann" in reply.json()["choices"][0]["message"]["content"]
+                pids.add(http.get("/status").json()["process"])
+        assert len(pids) == 2, "both workers answered, and both knew the name"
+    finally:
+        server.stop()
+
+
 def _wait_health(server: ServerProcess, status: str, timeout: float = 15) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while True:
