@@ -145,6 +145,11 @@ def test_memory_persona_recalls_on_the_other_instance(pair: Pair) -> None:
     assert second == f"user=remember the blue door | assistant={first} | user=what did I say?"
     other = say(pair.b, "Memo", "what did I say?", f"other-{uuid.uuid4().hex[:6]}")
     assert other == "user=what did I say?"
+    # A streamed answer is written to Redis before its stream ends: the next request, elsewhere, sees it.
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client(pair.b).chat.completions.create(
+        model="Memo", messages=[{"role": "user", "content": "streamed"}], user=user, stream=True) if chunk.choices)
+    third = say(pair.a, "Memo", "and?", user)
+    assert third.endswith(f"user=streamed | assistant={streamed} | user=and?")
 
 
 def test_simultaneous_exchanges_of_one_user_on_both_instances_are_all_remembered(pair: Pair) -> None:
@@ -241,6 +246,8 @@ def _wait_health(server: ServerProcess, status: str, timeout: float = 15) -> dic
 def test_without_redis_both_answer_quickly_say_degraded_and_sharing_resumes(
         pair: Pair, redis_server: RedisServer) -> None:
     """Last in the module: it stops and restarts Redis."""
+    kim = f"kim-{uuid.uuid4().hex[:6]}"
+    assert "Kim" in say(pair.a, "Chat", "my name is Kim", kim)
     redis_server.stop()
     try:
         for server in pair.both():
@@ -265,6 +272,9 @@ def test_without_redis_both_answer_quickly_say_degraded_and_sharing_resumes(
     user = f"back-{uuid.uuid4().hex[:6]}"
     assert "Ann" in say(pair.a, "Chat", "my name is Ann", user)
     assert "Ann" in say(pair.b, "Chat", "what is my name?", user)
+    # Redis came back empty: the instance that knows a user writes what it knows back, for the others.
+    assert "Kim" in say(pair.a, "Chat", "what is my name?", kim)
+    assert "Kim" in say(pair.b, "Chat", "what is my name?", kim)
     for server in pair.both():
         log = server.log()
         assert log.count("is unavailable") == 1, log  # once per outage, not per request

@@ -280,18 +280,20 @@ class AIMLSolver(BlockingSolver):
         return reply
 
     def _solve_shared(self, query: Query, loaded: Variables) -> tuple[str | None, Variables, list[str]]:
-        """`solve` with the session's predicates as Redis has them (none: rebuilt from the earlier turns), and
-        what the reply changed."""
+        """`solve` with the session's predicates as Redis has them, and what the reply changed. A session Redis
+        does not know keeps what this process knows (then written back whole); failing that, it is rebuilt from
+        the earlier turns, as always."""
         kernel = self._kernel
         if kernel is None:
             return None, {}, []
         session = f"user:{query.conversation_id}"
         with self._lock:
-            kernel._deleteSession(session)
-            self._sessions.pop(session, None)
-            if loaded:
-                kernel._sessions[session] = loaded
-                self._sessions[session] = None
+            if loaded or session not in self._sessions:
+                kernel._deleteSession(session)
+                self._sessions.pop(session, None)
+                if loaded:
+                    kernel._sessions[session] = loaded
+                    self._sessions[session] = None
             reply = self.solve(query)
             after = kernel.getSessionData(session)
         return reply, *changes(loaded, after)

@@ -357,13 +357,15 @@ class RiveScriptSolver(BlockingSolver):
         return reply
 
     def _solve_shared(self, query: Query, loaded: Variables) -> tuple[str | None, Variables, list[str]]:
-        """`solve` with the user's variables as Redis has them (none: a user rebuilt from the earlier turns), and
-        what the reply changed."""
+        """`solve` with the user's variables as Redis has them, and what the reply changed. A user Redis does not
+        know (new, or Redis restarted empty) keeps what this process knows, which is then written back whole;
+        failing that, the user is rebuilt from the earlier turns, as always."""
         user = f"user:{query.conversation_id}"
         with self._lock:
-            self._sessions.forget(user)
-            if loaded:
-                self._sessions.set(user, loaded)
+            if loaded or not self._sessions.known(user):
+                self._sessions.forget(user)
+                if loaded:
+                    self._sessions.set(user, loaded)
             reply = self.solve(query)
             after = self._sessions.get_any(user) or {}
         return reply, *changes(loaded, after)

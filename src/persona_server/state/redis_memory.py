@@ -8,8 +8,8 @@ conversation's `max_bytes` (oldest pairs dropped), its `ttl` (PEXPIRE, renewed o
 deleted). The total over all conversations (`total_bytes`) is bounded by `conversations x max_bytes`, and by
 the Redis server's own `maxmemory` (see README, "Scaling").
 
-The in-process memory is kept too, and used whenever Redis is unavailable: a request is then answered with what
-this instance remembers (see `redis_store`).
+The in-process memory is kept too, and used whenever Redis is unavailable (see `redis_store`) or has nothing for
+the conversation (restarted empty): a request is then answered with what this instance remembers.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class SharedMemory:
 
         async def prepare(query: Query) -> Query:
             remembered = await self.recall(key)
-            if remembered is None:  # Redis unavailable: what this process remembers
+            if not remembered:  # Redis unavailable, or restarted empty: what this process remembers
                 return self.local.prepare(query)
             return with_pairs(query, remembered)
 

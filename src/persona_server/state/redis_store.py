@@ -31,7 +31,7 @@ DEFAULT_TIMEOUT = 0.25
 # Seconds between pings while Redis is down (recovery is noticed within this), and while it is up (so /health
 # notices an outage even when no request has touched Redis).
 PROBE_INTERVAL = 1.0
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 128
 
 
 class _Unavailable:
@@ -81,10 +81,13 @@ class RedisStore:
         self.timeout = timeout
         self._salt = f"{prefix}\0".encode()
         try:
-            self.client = aioredis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=MAX_CONNECTIONS,
-                health_check_interval=0, retry_on_timeout=False, decode_responses=False,
+            # A blocking pool: a burst beyond MAX_CONNECTIONS waits (within the timeout) for a connection instead
+            # of failing at once, which would open the breaker on a healthy Redis.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=MAX_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=timeout, health_check_interval=0, retry_on_timeout=False,
             )
+            self.client = aioredis.Redis(connection_pool=pool)
         except ValueError as exc:
             raise StateError(f"--state: {secrets.redact(str(exc))}") from None
         self.up = True
