@@ -20,7 +20,7 @@ import openai
 import pytest
 import redis
 
-from tests.conftest import ServerProcess, persona_args, require_binary, start_server_process
+from tests.conftest import ServerProcess, free_port, persona_args, require_binary, start_server_process
 from tests.redis_server import RedisServer
 from tests.replay import ReplayServer
 
@@ -228,6 +228,22 @@ def test_workers_on_one_machine_share_through_redis(tmp_path: Path, redis_server
                 assert "Ann" in reply.json()["choices"][0]["message"]["content"]
                 pids.add(http.get("/status").json()["process"])
         assert len(pids) == 2, "both workers answered, and both knew the name"
+    finally:
+        server.stop()
+
+
+def test_a_server_starts_and_answers_with_redis_unreachable(tmp_path: Path) -> None:
+    files = persona_args(tmp_path, {"chat.json": {"name": "Chat", "solvers": [RIVE]}})
+    server = start_server_process(*files, "--state", f"redis://:hunter2@127.0.0.1:{free_port()}/0",
+                                  log_path=tmp_path / "server.log")
+    try:
+        body = _wait_health(server, "degraded")
+        assert body["status"] == "degraded" and body["state"]["status"] == "unavailable", body  # type: ignore[index]
+        assert "Ann" in say(server, "Chat", "my name is Ann", "u")
+        assert "Ann" in say(server, "Chat", "what is my name?", "u")  # this instance's own memory
+        status = httpx.get(server.base_url + "/status").text
+        assert "hunter2" not in status and "hunter2" not in server.log()
+        assert server.log().count("is unavailable") == 1
     finally:
         server.stop()
 
