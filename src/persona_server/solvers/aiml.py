@@ -165,6 +165,8 @@ class AIMLSolver(BlockingSolver):
         state = context.state
         self._shared = (state.variables(context.persona, "aiml", capacity=self.options.max_sessions)
                         if state is not None else None)
+        if self._shared is not None:  # only then: the in-process path keeps BlockingSolver.answer, one hop less
+            self.answer = self._answer_shared  # type: ignore[method-assign]
 
     def load_sync(self) -> None:
         import aiml as pyaiml
@@ -267,7 +269,7 @@ class AIMLSolver(BlockingSolver):
                     self._kernel._deleteSession(session)
         return tidy(reply) or None
 
-    async def answer(self, query: Query) -> str | Answer | None:
+    async def _answer_shared(self, query: Query) -> str | Answer | None:
         conversation = query.conversation_id
         if self._shared is None or conversation is None or self._kernel is None:
             return await super().answer(query)

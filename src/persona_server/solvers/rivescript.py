@@ -299,6 +299,8 @@ class RiveScriptSolver(BlockingSolver):
         state = context.state
         self._shared = (state.variables(context.persona, "rivescript", capacity=self.options.max_conversations)
                         if state is not None else None)
+        if self._shared is not None:  # only then: the in-process path keeps BlockingSolver.answer, one hop less
+            self.answer = self._answer_shared  # type: ignore[method-assign]
         self._anonymous = itertools.count()
         self._variables_date: date | None = None
 
@@ -344,7 +346,7 @@ class RiveScriptSolver(BlockingSolver):
 
     # -- answering ----------------------------------------------------------------------------------------
 
-    async def answer(self, query: Query) -> str | Answer | None:
+    async def _answer_shared(self, query: Query) -> str | Answer | None:
         conversation = query.conversation_id
         if self._shared is None or conversation is None:
             return await super().answer(query)
