@@ -57,10 +57,13 @@ def _describe(exc: BaseException) -> str:
 def redacted_url(url: str) -> str:
     """The URL without its password (which may be in it: redis://:PASSWORD@host)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed port: nothing of it is worth showing
+        return f"{parts.scheme}://..."
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return parts._replace(netloc=f"{user}{host}{port}").geturl()
 

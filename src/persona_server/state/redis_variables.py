@@ -9,8 +9,9 @@ re-run, and two replies of one user on two instances at once almost always chang
 `name`, the other the topic); when both change the same one, the later write wins, as it would in one process.
 
 Bounds: `capacity` users per solver and persona (a sorted set by last use; the least recently used beyond it are
-deleted, as the solvers' in-process LRU does), a TTL renewed on every write, and at most `MAX_BYTES` per user
-(a larger session is not shared; it stays in process).
+deleted, as the solvers' in-process LRU does), a TTL renewed on every write, and at most `MAX_BYTES` per write
+(a larger change is not shared; it stays in process). A session's size is bounded by its solver: RiveScript keeps
+9 turns of history and lists of at most 12 items, of inputs cut to 500 characters.
 """
 
 from __future__ import annotations
