@@ -50,3 +50,18 @@ def test_protocols_in_process(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert {"anthropic-messages", "gemini-generate", "bedrock-converse", "bedrock-invoke", "cohere-v2-chat",
             "tgi-compat", "openai-responses", "ollama-chat"} <= set(figures["results"])
+
+
+def test_state_bench_runs(tmp_path: Path) -> None:
+    """bench/state.py needs a redis-server (Debian's package, installed by .ci/run)."""
+    from tests.conftest import require_binary
+
+    require_binary("redis-server", "redis-server")
+    out = tmp_path / "result.json"
+    command = [sys.executable, str(ROOT / "bench" / "state.py"), "--requests", "20", "--warmup", "5",
+               "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=ROOT, env=cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(out.read_text())
+    assert {"process", "redis", "added_p50_ms", "added_p99_ms"} <= set(figures)
+    assert figures["redis_conversation_keys"] == 1

@@ -46,7 +46,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     if settings.max_concurrent or settings.rate_limit:
         rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
         inner = Limits(inner, max_concurrent=settings.max_concurrent, rate=rate,
-                       key_by_api_key=bool(settings.api_key))
+                       key_by_api_key=bool(settings.api_key),
+                       shared_rate=catalog.state.rate_limiter(rate) if rate else None)
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     return FrontDoor(
         app, inner, routes, guard=BrowserGuard(OriginPolicy(settings.cors_origins), hosts),

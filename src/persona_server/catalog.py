@@ -34,6 +34,7 @@ from persona_server.persona import (
     load_persona_file,
     parse_persona,
 )
+from persona_server.state import InProcessState, State
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,11 @@ class Catalog:
     watch_debounce_ms: int = 200
 
     def __init__(self, specs: list[PersonaSpec], *, default: str | None = None, max_threads: int = 8,
-                 watch_dirs: Iterable[str | Path] = (), plugins: bool = False, ovos_personas: bool = False) -> None:
+                 watch_dirs: Iterable[str | Path] = (), plugins: bool = False, ovos_personas: bool = False,
+                 state: State | None = None) -> None:
         self._http: httpx.AsyncClient | None = None
+        # Where per-user state lives (persona_server.state): in process unless --state names a server.
+        self.state = state or InProcessState()
         self._limiter = anyio.CapacityLimiter(max_threads)
         # Files (or entry points) that cannot be served right now, by file key: what /status reports.
         self._problems: dict[str, dict[str, str]] = {}
@@ -139,7 +143,7 @@ class Catalog:
         self._retiring: set[asyncio.Task[None]] = set()
 
     def _build(self, spec: PersonaSpec) -> Persona:
-        return Persona(spec, http=self.http, thread_limiter=self._limiter)
+        return Persona(spec, http=self.http, thread_limiter=self._limiter, state=self.state)
 
     def http(self) -> httpx.AsyncClient:
         """The process-wide HTTP client, created on first use inside the running event loop."""
@@ -193,6 +197,7 @@ class Catalog:
         return all(persona.ready for persona in list(self.personas.values()))
 
     async def start(self) -> None:
+        await self.state.start()
         for persona in list(self.personas.values()):
             await persona.start()
         if self._watch_dirs and self._watcher is None:
@@ -219,6 +224,7 @@ class Catalog:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        await self.state.close()
 
     # -- watching directories -------------------------------------------------------------------------------
 

@@ -29,6 +29,10 @@ from persona_server.text import TextLimiter
 log = logging.getLogger(__name__)
 
 
+# Called with the answer streamed to its end; what it returns, if anything, is awaited before the stream ends.
+OnComplete = Callable[[str], Awaitable[None] | None]
+
+
 class AnswerFailed(Exception):
     """The answering solver failed after part of its answer was given out; the message is safe to show."""
 
@@ -57,7 +61,7 @@ class AnswerStream:
     """
 
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-                 on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+                 on_complete: OnComplete | None = None, on_no_answer: str = "apology",
                  prepare: Callable[[Query], Awaitable[Query]] | None = None) -> None:
         self.solver: str | None = None
         self.sources: list[Source] = []
@@ -110,7 +114,9 @@ class AnswerStream:
         """The whole answer: what joining the stream gives, without a generator hop per piece."""
         text = self._limiter.whole(await self._whole())
         if self._on_complete is not None:
-            self._on_complete(text)
+            done = self._on_complete(text)
+            if done is not None:  # a shared memory's write: awaited, so the next request sees it
+                await done
         return text
 
     async def _limited(self) -> AsyncIterator[str]:
@@ -130,7 +136,9 @@ class AnswerStream:
             await pieces.aclose()
         # Only an answer streamed to its end (not one closed early by a client that left) is reported.
         if self._on_complete is not None:
-            self._on_complete(self._limiter.text)
+            done = self._on_complete(self._limiter.text)
+            if done is not None:
+                await done
 
     # -- the chain ----------------------------------------------------------------------------------------
 
@@ -375,7 +383,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 def run_chain(slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
-              on_complete: Callable[[str], None] | None = None, on_no_answer: str = "apology",
+              on_complete: OnComplete | None = None, on_no_answer: str = "apology",
               prepare: Callable[[Query], Awaitable[Query]] | None = None) -> AnswerStream:
     """Answer `query` with the chain; `on_complete(text)` is called when the answer has been streamed to its end;
     `prepare(query)`, when given, is awaited for the query the turns get."""

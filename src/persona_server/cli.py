@@ -20,6 +20,7 @@ from persona_server.logs import LOG_FORMATS, setup_logging
 from persona_server.persona import Persona, PersonaError, PersonaSpec, load_persona_file, nested_problems
 from persona_server.query import Message, Query
 from persona_server.settings import DEFAULT_PORT, Settings
+from persona_server.state import StateError, open_state
 
 log = logging.getLogger("persona_server")
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
     _limit_args(serve)
+    _state_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="cancel a request's work after this long (default 300; 0: no limit)")
@@ -133,6 +135,28 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(f"PERSONA_SERVER_{name}", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _state_args(serve: argparse.ArgumentParser) -> None:
+    from persona_server.state import DEFAULT_PREFIX, DEFAULT_TIMEOUT
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {text!r}")
+        return value
+
+    group = serve.add_argument_group("shared state (several instances or workers)")
+    group.add_argument("--state", default=os.environ.get("PERSONA_SERVER_STATE") or None, metavar="URL",
+                       help="keep conversation memory, per-user variables, the look-up cache and rate limits in "
+                       "Redis (redis://HOST:PORT/DB; env PERSONA_SERVER_STATE; default: in this process)")
+    group.add_argument("--state-prefix", default=os.environ.get("PERSONA_SERVER_STATE_PREFIX", DEFAULT_PREFIX),
+                       metavar="NAME", help=f"prefix of every key, one per deployment (default {DEFAULT_PREFIX})")
+    group.add_argument("--state-timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="S",
+                       help=f"seconds a request waits for Redis per operation (default {DEFAULT_TIMEOUT:g})")
+
+
 def _env_list(name: str) -> list[str]:
     """A comma-separated PERSONA_SERVER_<name> as a list (flags add to it)."""
     return [item.strip() for item in os.environ.get(f"PERSONA_SERVER_{name}", "").split(",") if item.strip()]
@@ -164,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate(args.files)
         if args.command == "solvers":
             return list_solvers()
-    except PersonaError as exc:
+    except (PersonaError, StateError) as exc:
         print(f"persona-server: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -207,6 +231,9 @@ def serve(args: argparse.Namespace) -> int:
         graceful_timeout=max(0.0, args.graceful_timeout),
         a2a=args.a2a,
         a2a_url=args.a2a_url or None,
+        state=args.state,
+        state_prefix=args.state_prefix,
+        state_timeout=args.state_timeout,
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     if settings.a2a:
@@ -258,9 +285,10 @@ def build_catalog(settings: Settings) -> Catalog:
 
         spec = env_persona()
         specs = [spec] if spec is not None else []
+    state = open_state(settings.state, prefix=settings.state_prefix, timeout=settings.state_timeout)
     return Catalog(specs, default=settings.default_persona, max_threads=settings.max_threads,
                    watch_dirs=settings.persona_dirs if settings.watch else (), plugins=True,
-                   ovos_personas=settings.ovos_personas)
+                   ovos_personas=settings.ovos_personas, state=state)
 
 
 def app_from_env():  # type: ignore[no-untyped-def]

@@ -18,12 +18,15 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server import metrics
 from persona_server.api import errors
+
+if TYPE_CHECKING:
+    from persona_server.state.redis_rate import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +174,12 @@ class Limits:
     """
 
     def __init__(self, app: ASGIApp, *, max_concurrent: int | None, rate: Rate | None = None,
-                 key_by_api_key: bool = False) -> None:
+                 key_by_api_key: bool = False, shared_rate: SharedRateLimiter | None = None) -> None:
         self.app = app
         self.max_concurrent = max_concurrent or 0
-        self.rate = RateLimiter(rate) if rate else None
+        # Counted across instances (--state); it falls back to its own in-process limiter.
+        self.rate = shared_rate.local if shared_rate is not None else RateLimiter(rate) if rate else None
+        self.shared_rate = shared_rate
         self.key_by_api_key = key_by_api_key
         self.active = 0
 
@@ -183,7 +188,10 @@ class Limits:
             await self.app(scope, receive, send)
             return
         if self.rate is not None:
-            wait = self.rate.acquire(self._client(scope))
+            if self.shared_rate is not None:
+                wait = await self.shared_rate.acquire(self._client(scope))
+            else:
+                wait = self.rate.acquire(self._client(scope))
             if wait:
                 error = refuse("rate_limit", 429, f"Rate limit reached: at most {self.rate.rate} requests per "
                                f"client. Try again in {math.ceil(wait)} s.")

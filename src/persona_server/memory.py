@@ -54,7 +54,7 @@ class Hooks:
 
     query: Query
     prepare: Callable[[Query], Awaitable[Query]] | None = None
-    on_complete: Callable[[str], None] | None = None
+    on_complete: Callable[[str], Awaitable[None] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,25 @@ def _truncate(text: str, limit: int) -> str:
     return text.encode()[:limit].decode("utf-8", "ignore")
 
 
+def with_pairs(query: Query, remembered: list[Pair]) -> Query:
+    """The query with remembered pairs applied: `query.memory`, and as messages after any system messages."""
+    if not remembered:
+        return query
+    history = query.history
+    system = [m for m in history if m.role in _SYSTEM_ROLES]
+    rest = [m for m in history if m.role not in _SYSTEM_ROLES]
+    recalled = [msg for q, a in remembered for msg in (Message("user", q), Message("assistant", a))]
+    messages = [*system, *recalled, *rest, *query.messages[len(history):]]
+    return dataclasses.replace(query, messages=messages, memory=remembered)
+
+
+def bounded_pair(question: str, answer: str, limit: int) -> Pair:
+    """A pair that fits `limit` bytes: one larger than the whole allowance keeps the start of each side, the
+    question at most half."""
+    question = _truncate(question, limit // 2)
+    return question, _truncate(answer, limit - _size(question))
+
+
 @dataclass(slots=True)
 class _Conversation:
     pairs: deque[Pair]
@@ -178,9 +197,7 @@ class ConversationMemory:
 
     def _add(self, conversation: _Conversation, question: str, answer: str) -> None:
         limit = self.settings.max_bytes
-        # One pair larger than the whole allowance keeps the start of each side, the question at most half.
-        question = _truncate(question, limit // 2)
-        answer = _truncate(answer, limit - _size(question))
+        question, answer = bounded_pair(question, answer, limit)
         conversation.pairs.append((question, answer))
         added = _size(question) + _size(answer)
         conversation.size += added
@@ -236,14 +253,7 @@ class ConversationMemory:
         if own:
             return dataclasses.replace(query, memory=own[-self.settings.turns:])
         key = self.key(query)
-        remembered = self.recall(key) if key else []
-        if not remembered:
-            return query
-        system = [m for m in history if m.role in _SYSTEM_ROLES]
-        rest = [m for m in history if m.role not in _SYSTEM_ROLES]
-        recalled = [msg for q, a in remembered for msg in (Message("user", q), Message("assistant", a))]
-        messages = [*system, *recalled, *rest, *query.messages[len(history):]]
-        return dataclasses.replace(query, messages=messages, memory=remembered)
+        return with_pairs(query, self.recall(key) if key else [])
 
     def hooks(self, query: Query) -> Hooks:
         """This conversation's memory for one chain run: the query with it applied, and the answer remembered once

@@ -30,6 +30,8 @@ from persona_server.solvers.base import Solver, SolverContext
 
 if TYPE_CHECKING:
     from persona_server.ovos_memory import InstalledMemory
+    from persona_server.state import State
+    from persona_server.state.redis_memory import SharedMemory
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +219,10 @@ class Persona:
         *,
         http: Callable[[], httpx.AsyncClient],
         thread_limiter: anyio.CapacityLimiter | None = None,
+        state: State | None = None,
     ) -> None:
         self.spec = spec
+        self._state = state
         self.name = spec.name
         self._http = http
         self._limiter = thread_limiter
@@ -226,14 +230,17 @@ class Persona:
         self._instances: dict[str, Solver] = {}
         self.slots = [self._build_slot(name) for name in spec.solvers]
         self._load_tasks: list[asyncio.Task[None]] = []
-        self.memory = ConversationMemory(spec.memory) if spec.memory else None
+        self.memory: ConversationMemory | SharedMemory | None = None
+        if spec.memory:
+            self.memory = state.memory(self.name, spec.memory) if state is not None else ConversationMemory(spec.memory)
         self.memory_plugin = self._memory_plugin() if spec.memory_plugin else None
 
     # -- building -----------------------------------------------------------------------------------------
 
     def _context(self) -> SolverContext:
         return SolverContext(
-            persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter
+            persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter,
+            state=self._state,
         )
 
     def build_solver(self, name: str) -> Solver:

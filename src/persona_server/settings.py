@@ -64,6 +64,11 @@ class Settings:
     # (the server's public base URL), else under the host each request asked for.
     a2a: bool = False
     a2a_url: str | None = None
+    # Where per-user state lives (persona_server.state): None in process, or redis://HOST:PORT/DB shared by
+    # every instance; key names start with the prefix; each Redis operation gets at most the timeout (seconds).
+    state: str | None = None
+    state_prefix: str = "persona-server"
+    state_timeout: float = 0.25
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

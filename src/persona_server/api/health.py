@@ -17,6 +17,9 @@ async def health(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     if not catalog.ready:
         return json_response({"status": "loading"}, status=503)
+    if catalog.state.degraded:
+        # Still serving (without shared state): a load balancer must keep sending requests here.
+        return json_response({"status": "degraded", "state": catalog.state.health()})
     return json_response({"status": "ok"})
 
 
@@ -31,7 +34,7 @@ async def status(request: Request) -> Response:
         # Ours: every persona with each solver's state.
         "status": "ok" if catalog.ready else "loading",
         "version": __version__,
-        # Which worker process answered (with --workers N, each has its own caches and memory).
+        # Which worker process answered (with --workers N and no --state, each has its own caches and memory).
         "process": os.getpid(),
         "default_persona": default.name,
         "personas": [persona.status() for persona in catalog],
@@ -39,6 +42,8 @@ async def status(request: Request) -> Response:
         "problems": catalog.problems,
         # The shared HTTP pool of the network solvers: {"active", "connections", "in_use", "max_connections"}.
         "http_pool": catalog.http_pool(),
+        # Where per-user state lives: {"backend": "process"} or {"backend": "redis", "status", ...}.
+        "state": catalog.state.health(),
     })
 
 

@@ -9,7 +9,8 @@ learned, so editing a file in `aiml_dir` or upgrading the package relearns.
 A request with a client-given identity (`Query.conversation_id`: the `user` field) is its own AIML session,
 remembered across requests (bounded, LRU). An anonymous request is a throwaway session rebuilt by replaying the
 earlier user turns of its own history, then deleted: what one user tells the bot ("my name is Ann") never shows
-up in another conversation.
+up in another conversation. With shared state (`--state`), a session's predicates live in Redis
+(persona_server.state.redis_variables): loaded before each reply, the changed ones written back.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ConfigDict, Field
 
 from persona_server.cache import cache_dir, loading_static_data, write_file_atomically
-from persona_server.query import Query
-from persona_server.solvers.base import BlockingSolver, SolverOptions
+from persona_server.query import Answer, Query
+from persona_server.solvers.base import BlockingSolver, SolverContext, SolverOptions
+from persona_server.state.redis_variables import Variables, changes
 
 if TYPE_CHECKING:
     import aiml as pyaiml
@@ -158,6 +160,14 @@ class AIMLSolver(BlockingSolver):
     loaded_from_cache: bool = False
     brain_file: Path | None = None
 
+    def __init__(self, options: SolverOptions, context: SolverContext) -> None:
+        super().__init__(options, context)
+        state = context.state
+        self._shared = (state.variables(context.persona, "aiml", capacity=self.options.max_sessions)
+                        if state is not None else None)
+        if self._shared is not None:  # only then: the in-process path keeps BlockingSolver.answer, one hop less
+            self.answer = self._answer_shared  # type: ignore[method-assign]
+
     def load_sync(self) -> None:
         import aiml as pyaiml
 
@@ -193,7 +203,8 @@ class AIMLSolver(BlockingSolver):
         self._langs = {lang.replace("_", "-").split("-")[0].lower() for lang in self.options.langs}
         self._sessions: OrderedDict[str, None] = OrderedDict()
         self._anonymous = itertools.count()
-        self._lock = threading.Lock()
+        # Re-entrant: a reply with shared predicates holds it around `solve`.
+        self._lock = threading.RLock()
         self._kernel = kernel
         log.info("AIML: %d categories (%s)", kernel.numCategories(), "cached brain" if self.loaded_from_cache
                  else "learned")
@@ -257,6 +268,37 @@ class AIMLSolver(BlockingSolver):
                 if conversation is None:
                     self._kernel._deleteSession(session)
         return tidy(reply) or None
+
+    async def _answer_shared(self, query: Query) -> str | Answer | None:
+        conversation = query.conversation_id
+        if self._shared is None or conversation is None or self._kernel is None:
+            return await super().answer(query)
+        loaded = await self._shared.load(conversation)
+        if loaded is None:  # Redis unavailable: what this process knows of the session
+            return await super().answer(query)
+        reply, changed, removed = await self.context.run_blocking(self._solve_shared, query, loaded)
+        if changed or removed:
+            await self._shared.save(conversation, changed, removed)
+        return reply
+
+    def _solve_shared(self, query: Query, loaded: Variables) -> tuple[str | None, Variables, list[str]]:
+        """`solve` with the session's predicates as Redis has them, and what the reply changed. A session Redis
+        does not know keeps what this process knows (then written back whole); failing that, it is rebuilt from
+        the earlier turns, as always."""
+        kernel = self._kernel
+        if kernel is None:
+            return None, {}, []
+        session = f"user:{query.conversation_id}"
+        with self._lock:
+            if loaded or session not in self._sessions:
+                kernel._deleteSession(session)
+                self._sessions.pop(session, None)
+                if loaded:
+                    kernel._sessions[session] = loaded
+                    self._sessions[session] = None
+            reply = self.solve(query)
+            after = kernel.getSessionData(session)
+        return reply, *changes(loaded, after)
 
     def _remember(self, session: str) -> None:
         """Keep at most `max_sessions` conversations; the least recently used one is forgotten."""

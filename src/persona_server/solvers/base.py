@@ -21,6 +21,8 @@ from persona_server.query import Answer, Query, Source
 if TYPE_CHECKING:
     import httpx
 
+    from persona_server.state import State
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -67,11 +69,14 @@ class SolverContext:
         http: Callable[[], httpx.AsyncClient],
         build_solver: Callable[[str], Solver] | None = None,
         thread_limiter: anyio.CapacityLimiter | None = None,
+        state: State | None = None,
     ) -> None:
         self.persona = persona
         self._http = http
         self._build_solver = build_solver
         self._limiter = thread_limiter
+        # Where per-user state lives (persona_server.state); None: in this process, as the solver keeps it.
+        self.state = state
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -17,7 +17,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
 import orjson
@@ -26,6 +26,9 @@ from pydantic import Field, field_validator
 from persona_server import USER_AGENT, secrets
 from persona_server.query import Answer, Query
 from persona_server.solvers.base import Solver, SolverContext, SolverOptions
+
+if TYPE_CHECKING:
+    from persona_server.state.redis_cache import SharedCache
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +323,8 @@ class AnswerCache(Generic[V]):
         self.clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[V]] = {}
+        # Shared with other instances (--state): asked on a miss here, before the service; None: this process.
+        self.shared: SharedCache | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -335,10 +340,10 @@ class AnswerCache(Generic[V]):
         self._entries.move_to_end(key)
         return True, value
 
-    def put(self, key: Hashable, value: V) -> None:
+    def put(self, key: Hashable, value: V, ttl: float | None = None) -> None:
         if self.ttl <= 0 or self.max_entries <= 0:
             return
-        self._entries[key] = (self.clock() + self.ttl, value)
+        self._entries[key] = (self.clock() + (ttl or self.ttl), value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -361,8 +366,16 @@ class AnswerCache(Generic[V]):
 
     async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> V:
         try:
+            shared = self.shared if self.ttl > 0 and self.max_entries > 0 else None
+            if shared is not None:
+                found, value, ttl = await shared.get(key)
+                if found:  # another instance looked it up: kept here for what is left of its TTL
+                    self.put(key, value, ttl)
+                    return value  # type: ignore[no-any-return]
             value = await fetch()
             self.put(key, value)
+            if shared is not None:
+                await shared.put(key, value, self.ttl)
             return value
         finally:
             self._pending.pop(key, None)
@@ -406,6 +419,8 @@ class LookupSolver(Solver):
     def __init__(self, options: SolverOptions, context: SolverContext) -> None:
         super().__init__(options, context)
         self.cache: AnswerCache[Any] = AnswerCache(self.options.cache_ttl, self.options.cache_size)
+        if context.state is not None:
+            self.cache.shared = context.state.cache(context.persona, self.name)
         self._warned: dict[str, float] = {}
 
     @property

@@ -5,7 +5,8 @@ questions: a reply of `<noreply>` (or no match at all) means "not mine", so the 
 know facts. A request with a client-given identity (`Query.conversation_id`: the `user` field) is a RiveScript
 user of its own, remembered across requests (bounded, LRU). An anonymous request is a throwaway user rebuilt by
 replaying the earlier user turns of its own history, then forgotten: what one stranger tells the bot never
-reaches another, and resent history works in any process.
+reaches another, and resent history works in any process. With shared state (`--state`), a user's variables
+live in Redis (persona_server.state.redis_variables): loaded before each reply, the changed ones written back.
 
 Brain conventions (see data/rivescript/en/*.rive):
 - `<noreply>` anywhere in a reply: answer nothing.
@@ -35,8 +36,9 @@ from rivescript.exceptions import RiveScriptError
 from rivescript.python import PyRiveObjects
 from rivescript.sessions import MemorySessionStorage
 
-from persona_server.query import Query
+from persona_server.query import Answer, Query
 from persona_server.solvers.base import BlockingSolver, SolverContext, SolverOptions
+from persona_server.state.redis_variables import Variables, changes
 
 log = logging.getLogger(__name__)
 
@@ -290,9 +292,15 @@ class RiveScriptSolver(BlockingSolver):
     def __init__(self, options: SolverOptions, context: SolverContext) -> None:
         super().__init__(options, context)
         self._brains: dict[str, Brain] = {}
-        # RiveScript keeps per-user state in the engine and is not thread-safe: one reply at a time.
-        self._lock = threading.Lock()
+        # RiveScript keeps per-user state in the engine and is not thread-safe: one reply at a time (re-entrant:
+        # a reply with shared variables holds it around `solve`).
+        self._lock = threading.RLock()
         self._sessions = LRUSessions(self.options.max_conversations)
+        state = context.state
+        self._shared = (state.variables(context.persona, "rivescript", capacity=self.options.max_conversations)
+                        if state is not None else None)
+        if self._shared is not None:  # only then: the in-process path keeps BlockingSolver.answer, one hop less
+            self.answer = self._answer_shared  # type: ignore[method-assign]
         self._anonymous = itertools.count()
         self._variables_date: date | None = None
 
@@ -337,6 +345,32 @@ class RiveScriptSolver(BlockingSolver):
         self._variables_date = today
 
     # -- answering ----------------------------------------------------------------------------------------
+
+    async def _answer_shared(self, query: Query) -> str | Answer | None:
+        conversation = query.conversation_id
+        if self._shared is None or conversation is None:
+            return await super().answer(query)
+        loaded = await self._shared.load(conversation)
+        if loaded is None:  # Redis unavailable: what this process knows of the user
+            return await super().answer(query)
+        reply, changed, removed = await self.context.run_blocking(self._solve_shared, query, loaded)
+        if changed or removed:
+            await self._shared.save(conversation, changed, removed)
+        return reply
+
+    def _solve_shared(self, query: Query, loaded: Variables) -> tuple[str | None, Variables, list[str]]:
+        """`solve` with the user's variables as Redis has them, and what the reply changed. A user Redis does not
+        know (new, or Redis restarted empty) keeps what this process knows, which is then written back whole;
+        failing that, the user is rebuilt from the earlier turns, as always."""
+        user = f"user:{query.conversation_id}"
+        with self._lock:
+            if loaded or not self._sessions.known(user):
+                self._sessions.forget(user)
+                if loaded:
+                    self._sessions.set(user, loaded)
+            reply = self.solve(query)
+            after = self._sessions.get_any(user) or {}
+        return reply, *changes(loaded, after)
 
     def brain_for(self, lang_code: str) -> Brain | None:
         return self._brains.get(lang_code) or self._brains.get(FALLBACK_LANG)
