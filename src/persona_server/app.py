@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server import metrics
-from persona_server.api import errors
+from persona_server.api import errors, web
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.context import ServerState
 from persona_server.api.observe import Observe
@@ -65,7 +65,9 @@ class RequireApiKey:
         self.api_key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS or (
+                # The page itself is open (it asks for the key); TGI's `POST /` is not.
+                scope["path"] == "/" and scope["method"] in ("GET", "HEAD") and web.wants_page(scope["headers"])):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
