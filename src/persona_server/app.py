@@ -119,7 +119,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         lifespan=lifespan,
     )
     # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
-    app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
+    # No slash redirects: NormalizePath strips trailing slashes, so one would loop (`/ui` -> `/ui/` -> `/ui`).
+    app.router = PathTableRouter(app.router.routes, lifespan=lifespan, redirect_slashes=False)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     asgi: ASGIApp = app
     if settings.max_concurrent or settings.rate_limit:
