@@ -46,9 +46,10 @@ async def status(request: Request) -> Response:
 async def index(request: Request) -> Response:
     # Browsers get the chat page, clients asking for text Ollama's kind of answer, the others this JSON.
     kind = web.preferred(request.headers.get("accept"))
-    response = web.page(request) if kind == "html" else web.running(request) if kind == "text" else None
-    if response is None:
-        response = _index_json(request)
+    if kind == "html":
+        response = await web.page(request)
+    else:
+        response = web.running(request) if kind == "text" else _index_json(request)
     response.headers["Vary"] = "Accept, Accept-Encoding" if kind == "html" else "Accept"
     return response
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from pathlib import PurePosixPath
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -59,9 +59,7 @@ class Asset:
     media_type: str
 
 
-@cache
-def asset(name: str) -> Asset:
-    """A file's bytes, read once (they never change while the server runs)."""
+def _read(name: str) -> Asset:
     body = ROOT.joinpath(*PurePosixPath(name).parts).read_bytes()
     suffix = PurePosixPath(name).suffix
     packed = gzip.compress(body, 6, mtime=0) if suffix in _COMPRESSIBLE and len(body) > 1024 else None
@@ -70,11 +68,23 @@ def asset(name: str) -> Asset:
     return Asset(body, smaller, etag, _TYPES.get(suffix, "application/octet-stream"))
 
 
-def serve(request: Request, name: str) -> Response:
+_LOADED: dict[str, Asset] = {}  # bounded by FILES
+
+
+async def asset(name: str) -> Asset:
+    """A file's bytes, read once (they never change while the server runs). Reading and compressing run in a
+    worker thread: gzip takes ~0.3 s over Swagger UI's bundle, which must not stall the event loop."""
+    item = _LOADED.get(name)
+    if item is None:
+        item = _LOADED[name] = await anyio.to_thread.run_sync(_read, name)
+    return item
+
+
+async def serve(request: Request, name: str) -> Response:
     """`name` from the shipped files, revalidated by ETag (`no-cache`: a new version shows at once)."""
     if name not in FILES:
         raise APIError(404, f"Invalid URL ({request.method} {request.url.path})")
-    item = asset(name)
+    item = await asset(name)
     headers = {"ETag": item.etag, "Cache-Control": "no-cache", "Content-Security-Policy": CSP,
                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Vary": "Accept-Encoding"}
     if item.etag in request.headers.get("if-none-match", ""):
@@ -124,8 +134,8 @@ def wants_page(scope_headers: list[tuple[bytes, bytes]]) -> bool:
     return preferred(accept.decode("latin-1")) == "html"
 
 
-def page(request: Request) -> Response:
-    return serve(request, PAGE)
+async def page(request: Request) -> Response:
+    return await serve(request, PAGE)
 
 
 def running(request: Request) -> Response:
@@ -138,12 +148,12 @@ def running(request: Request) -> Response:
 
 async def ui_file(request: Request) -> Response:
     """A file of the chat page or of the API docs"""
-    return serve(request, request.path_params["name"])
+    return await serve(request, request.path_params["name"])
 
 
 async def docs(request: Request) -> Response:
     """Interactive API documentation (Swagger UI over /openapi.json)"""
-    return serve(request, DOCS_PAGE)
+    return await serve(request, DOCS_PAGE)
 
 
 def routes() -> list[Route]:

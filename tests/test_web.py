@@ -1,0 +1,58 @@
+"""What `GET /` answers by `Accept`, and the browser guard's same-origin rule where no Host check runs.
+
+The guard is driven as ASGI middleware in front of a trivial app: binding a real server to a non-loopback
+address is not for tests (the e2e tests cover the loopback case with a real browser, tests/e2e/test_chat_page.py).
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
+from persona_server.api.web import preferred
+
+CHROME = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(("accept", "kind"), [
+    (None, "json"), ("", "json"), ("*/*", "json"), ("application/json", "json"),
+    ("application/json, text/plain, */*", "json"),  # axios: named JSON first, as before
+    (CHROME, "html"), (FIREFOX, "html"), ("text/html", "html"), ("application/xhtml+xml", "html"),
+    ("text/plain", "text"), ("text/plain, */*", "text"), ("text/*", "text"),
+    ("text/html;q=0", "json"), ("text/html;q=0, text/plain", "text"), ("application/json;q=0.5, text/html", "html"),
+    ("text/html;q=bad", "json"), ("image/png", "json"), ("TEXT/HTML", "html"),
+    (",".join(["image/png"] * 40) + ",text/html", "json"),  # only the first 32 ranges are read
+])
+def test_accept_picks_the_answer(accept: str | None, kind: str) -> None:
+    assert preferred(accept) == kind
+
+
+async def _ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("ok")(scope, receive, send)
+
+
+async def _status(guard: BrowserGuard, host: str, origin: str) -> int:
+    transport = httpx.ASGITransport(app=guard)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+        response = await client.post("/v1/chat/completions", headers={"Host": host, "Origin": origin})
+        return response.status_code
+
+
+async def test_same_origin_without_a_host_check_needs_an_ip_address() -> None:
+    guard = BrowserGuard(_ok, OriginPolicy(), hosts=None)  # bound to 0.0.0.0: no Host check
+    assert await _status(guard, "192.168.1.20:8337", "http://192.168.1.20:8337") == 200
+    assert await _status(guard, "[fd00::5]:8337", "http://[fd00::5]:8337") == 200
+    # A name could have been re-pointed here (DNS rebinding): same-origin under a name is not enough.
+    assert await _status(guard, "evil.example:8337", "http://evil.example:8337") == 403
+    assert await _status(guard, "192.168.1.20:8337", "http://192.168.1.20:9999") == 403
+    assert await _status(guard, "192.168.1.20:8337", "http://192.168.1.21:8337") == 403
+
+
+async def test_same_origin_on_loopback_follows_the_host_check() -> None:
+    guard = BrowserGuard(_ok, OriginPolicy(), HostPolicy(["chat.internal"]))
+    assert await _status(guard, "chat.internal", "https://chat.internal") == 200
+    assert await _status(guard, "evil.example", "http://evil.example") == 403  # refused by the Host check
