@@ -342,6 +342,8 @@ def test_a_server_with_a_key_asks_for_it_once(page: Page, keyed: ServerProcess) 
     form = tab.locator("#key-form")
     form.wait_for()
     assert "needs an API key" in tab.text_content("#key-label")
+    assert tab.evaluate("() => document.activeElement.id") == "key-input"
+    page.shot("chat-key-prompt.png")
     tab.fill("#key-input", "sk-wrong")
     tab.press("#key-input", "Enter")
     tab.wait_for_function("() => document.querySelector('#key-label').textContent.includes('refused')")
@@ -376,9 +378,10 @@ def test_limits_are_shown_and_the_page_works_under_a_proxy_name(page: Page, limi
         tab.fill("#input", "again")
         tab.press("#input", "Enter")
         tab.wait_for_function("() => document.querySelector('#send').hidden === false")
-        if notice.is_visible() and "at its limit" in notice.inner_text():
+        if notice.is_visible() and "Limit reached" in notice.inner_text():
             break
-    assert "at its limit" in notice.inner_text() and "Try again in" in notice.inner_text()
+    assert "Limit reached" in notice.inner_text() and notice.inner_text().count("Try again in") == 1
+    page.shot("chat-limit.png")
     page.errors = [e for e in page.errors if "413" not in e and "429" not in e]
 
 

@@ -6,7 +6,7 @@ import { renderMarkdown, safeLink } from "./markdown.js";
 const PERSONA_ITEM = "persona-server.persona";
 const $ = (id) => document.getElementById(id);
 const ui = {
-  persona: $("persona"), description: $("persona-description"), chain: $("persona-chain"), log: $("log"),
+  persona: $("persona"), about: $("persona-about"), description: $("persona-description"), chain: $("persona-chain"), log: $("log"),
   empty: $("empty"), notice: $("notice"), keyForm: $("key-form"), keyLabel: $("key-label"),
   keyInput: $("key-input"), composer: $("composer"), input: $("input"), send: $("send"), stop: $("stop"),
   newChat: $("new-chat"), userId: $("user-id"), newId: $("new-id"),
@@ -34,7 +34,7 @@ function explain(error) {
   if (!(error instanceof ApiError)) return "The server could not be reached: " + error.message;
   if (error.status === 429) {
     const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : " Try again shortly.";
-    return "The server is at its limit (" + error.message + ")." + wait;
+    return "Limit reached: " + error.message + (/try again/i.test(error.message) ? "" : wait);
   }
   if (error.status === 413) return "That message is larger than the server accepts: " + error.message;
   if (error.status === 403) return "The server refused this page: " + error.message;
@@ -57,6 +57,7 @@ function showPersona() {
   const persona = personas.find((p) => p.id === ui.persona.value);
   ui.description.textContent = "";
   ui.chain.replaceChildren();
+  ui.about.hidden = !persona;
   if (!persona) return;
   ui.description.textContent = persona.description || "No description.";
   if (persona.memory) {
