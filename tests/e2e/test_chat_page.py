@@ -306,6 +306,40 @@ def test_stopping_a_slow_answer_cancels_the_server_work(page: Page, server: Serv
     page.shot("chat-stopped.png")
 
 
+def test_new_conversation_while_an_answer_streams_stops_it_and_starts_clean(page: Page, server: ServerProcess,
+                                                                             upstream: Upstream) -> None:
+    upstream.script(Reply(tokens=["slow "], delay=0.1, forever=True), model="slow")
+    tab = page.open(server.base_url + "/")
+    tab.select_option("#persona", "Slow")
+    tab.fill("#input", "a long story")
+    tab.press("#input", "Enter")
+    tab.wait_for_function("() => (document.querySelector('.message.streaming .body') || {}).textContent"
+                          "?.includes('slow slow')")
+    record = _slow_request(upstream)
+    tab.click("#new-chat")
+    deadline = time.monotonic() + 5
+    while not record.disconnected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert record.disconnected
+    assert tab.locator(".message").count() == 0
+    tab.select_option("#persona", "Llm")
+    page.ask("only this")
+    assert [m["content"] for m in upstream.requests[-1].body["messages"] if m["role"] != "system"] == ["only this"]
+
+
+def test_an_answer_that_fails_midway_is_marked_and_explained(page: Page, server: ServerProcess,
+                                                               upstream: Upstream) -> None:
+    upstream.script(Reply(tokens=["Half", " an", " answer", " and"], delay=0.05, drop_after=3), model="llm")
+    tab = page.open(server.base_url + "/")
+    answer = page.ask("break please")
+    assert answer.locator(".body").inner_text() == "Half an answer"
+    assert "failed" in answer.locator(".meta").inner_text()
+    assert "Error 502" in tab.locator("#notice").inner_text()
+    # It is not part of the conversation: the next question goes alone.
+    page.ask("again")
+    assert [m["content"] for m in upstream.requests[-1].body["messages"] if m["role"] != "system"] == ["again"]
+
+
 def _slow_request(upstream: Upstream) -> Recorded:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ const ui = {
 
 let personas = [];
 let history = []; // what the next request sends: the whole conversation (every solver handles that)
+let conversation = 0; // counts new conversations: an answer that ends after one began stays out of its history
 let controller = null; // the answer in progress, if any
 let retry = null; // what to do once a key has been entered
 
@@ -99,19 +100,19 @@ function bubble(role, text) {
   return item;
 }
 
-function finish(item, result, stopped) {
+function finish(item, result, flag) {
   const meta = el("footer", "meta");
   meta.append(el("span", "solver-name", result.solver ? "answered by " + result.solver : "no solver answered"));
-  if (stopped) meta.append(el("span", "flag", "stopped"));
+  if (flag) meta.append(el("span", "flag", flag));
   else if (result.finishReason === "length") meta.append(el("span", "flag", "cut short"));
   item.append(meta);
   const links = result.sources.map((s) => safeLink(s.url, s.title || s.url)).filter(Boolean);
   if (links.length) {
     const list = el("ul", "sources");
     for (const link of links) {
-      const item = el("li");
-      item.append(link);
-      list.append(item);
+      const entry = el("li");
+      entry.append(link);
+      list.append(entry);
     }
     item.append(el("p", "sources-label", "Sources"), list);
   }
@@ -139,6 +140,10 @@ async function send(text) {
     body.replaceChildren(renderMarkdown(content));
     answer.scrollIntoView({ block: "end" });
   };
+  const current = conversation;
+  const remember = () => {
+    if (current === conversation) history.push(question, { role: "assistant", content });
+  };
   controller = new AbortController();
   busy(true);
   const partial = { solver: null, sources: [], finishReason: null };
@@ -152,14 +157,19 @@ async function send(text) {
       },
     });
     render();
-    finish(answer, result, false);
-    history.push(question, { role: "assistant", content });
+    finish(answer, result);
+    remember();
   } catch (error) {
     if (frame) cancelAnimationFrame(frame);
     if (error.name === "AbortError") {
       render();
-      finish(answer, partial, true);
-      if (content) history.push(question, { role: "assistant", content });
+      finish(answer, partial, "stopped");
+      if (content) remember();
+    } else if (content) {
+      // Failed midway (the answering solver broke off): what came stays shown, marked, and out of the history.
+      render();
+      finish(answer, partial, "failed");
+      notify(explain(error));
     } else {
       asked.remove();
       answer.remove();
@@ -167,7 +177,10 @@ async function send(text) {
       ui.input.value = text;
       if (error instanceof ApiError && error.status === 401) {
         busy(false);
-        return askForKey(error, () => send(text));
+        return askForKey(error, () => {
+          ui.input.value = "";
+          send(text);
+        });
       }
       notify(explain(error));
     }
@@ -184,6 +197,7 @@ function stop() {
 
 function newConversation() {
   stop();
+  conversation += 1;
   history = [];
   ui.log.querySelectorAll(".message").forEach((m) => m.remove());
   ui.empty.hidden = false;
