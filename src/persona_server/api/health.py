@@ -44,6 +44,7 @@ async def status(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
+    """The chat page for browsers, `persona-server is running` for text/plain, else the JSON index"""
     # Browsers get the chat page, clients asking for text Ollama's kind of answer, the others this JSON.
     kind = web.preferred(request.headers.get("accept"))
     if kind == "html":

@@ -132,6 +132,7 @@ async function send(text) {
   const asked = bubble("user", text);
   const answer = bubble("assistant");
   answer.classList.add("streaming");
+  answer.setAttribute("aria-busy", "true"); // screen readers read it once, when it is complete
   const body = answer.querySelector(".body");
   let content = "";
   let frame = 0;
@@ -186,6 +187,7 @@ async function send(text) {
     }
   } finally {
     answer.classList.remove("streaming");
+    answer.removeAttribute("aria-busy");
     busy(false);
   }
   ui.input.focus();
