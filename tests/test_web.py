@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
 from persona_server.api.web import preferred
+from persona_server.settings import Settings
 
 CHROME = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -56,3 +57,11 @@ async def test_same_origin_on_loopback_follows_the_host_check() -> None:
     guard = BrowserGuard(_ok, OriginPolicy(), HostPolicy(["chat.internal"]))
     assert await _status(guard, "chat.internal", "https://chat.internal") == 200
     assert await _status(guard, "evil.example", "http://evil.example") == 403  # refused by the Host check
+
+
+@pytest.mark.parametrize(("host", "url"), [
+    ("127.0.0.1", "http://127.0.0.1:8337"), ("0.0.0.0", "http://127.0.0.1:8337"), ("::", "http://[::1]:8337"),
+    ("::1", "http://[::1]:8337"), ("192.168.1.20", "http://192.168.1.20:8337"), ("localhost", "http://localhost:8337"),
+])
+def test_the_page_url_a_browser_on_this_machine_opens(host: str, url: str) -> None:
+    assert Settings(host=host, port=8337).page_url == url

@@ -82,6 +82,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 
 def test_root_answers_by_accept_header(server: ServerProcess) -> None:
     base = server.base_url
+    # The start-up line that says where the server listens names the page and the docs.
+    assert f"chat page: {base}/ - API docs: {base}/docs" in server.log()
     page = httpx.get(base + "/", headers={"Accept": BROWSER_ACCEPT})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="ui/app.js">' in page.text
