@@ -40,7 +40,8 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         also_open = a2a.is_card_path
     app = Starlette(routes=routes, lifespan=lifespan)
     # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
-    app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
+    # No slash redirects: the front door strips trailing slashes, so one would loop (`/ui` -> `/ui/` -> `/ui`).
+    app.router = PathTableRouter(app.router.routes, lifespan=lifespan, redirect_slashes=False)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     inner: ASGIApp = app.router.app
     if settings.max_concurrent or settings.rate_limit:

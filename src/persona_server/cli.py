@@ -248,8 +248,8 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("listening on %s without an API key: anyone who can reach this address can use it "
                     "(set --api-key)", settings.host)
     names = ", ".join(p.name for p in catalog)
-    log.info("serving %s on http://%s:%d (default persona: %s)", names, settings.host, settings.port,
-             catalog.default.name)
+    log.info("serving %s on http://%s:%d (default persona: %s); chat page: %s/ - API docs: %s/docs", names,
+             settings.host, settings.port, catalog.default.name, settings.page_url, settings.page_url)
     common = {
         "host": settings.host,
         "port": settings.port,

@@ -78,6 +78,15 @@ class Settings:
         return cls(**data)
 
     @property
+    def page_url(self) -> str:
+        """Where a browser on this machine finds the server (the chat page's base URL): an address that binds
+        every interface is reached at loopback."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
     def is_loopback(self) -> bool:
         if self.host in ("localhost", ""):
             return self.host == "localhost"

@@ -12,6 +12,8 @@ on localhost) need CORS; hostile pages must be stopped before any solver spends 
 - While bound to loopback, a request whose `Host` is not a loopback name or address is refused (DNS rebinding: a
   page whose name resolves to 127.0.0.1 would otherwise read the replies). `--allowed-host` admits a name.
 - Preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) are answered here, with 204 and no key.
+- A same-origin request (`Origin` naming the `Host` it was sent to) is the server's own chat page: allowed, on
+  loopback for any admitted Host, elsewhere when the Host is an IP address (a name could be a rebinding one).
 """
 
 from __future__ import annotations
@@ -123,10 +125,27 @@ class BrowserGuard:
                     headers.get(b"sec-fetch-mode") == b"navigate" and method == "GET"):
                 return "Cross-site requests are not allowed."
             return None
-        if not self.origins.allows(origin):
+        if not self.origins.allows(origin) and not self._same_origin(origin, host):
             return ("This origin is not allowed to use the server (start it with --cors-origin ORIGIN to "
                     "allow it).")
         return None
+
+    def _same_origin(self, origin: bytes, host: bytes | None) -> bool:
+        """A page this server served itself (the chat page, opened by a LAN address or a proxy's name) calling
+        back to it. On loopback the Host check above already refused rebinding names; elsewhere only an IP
+        address counts, since a name could have been re-pointed here."""
+        if host is None:
+            return False
+        scheme, _, authority = origin.decode("latin-1").lower().partition("://")
+        if scheme not in ("http", "https") or authority != host.decode("latin-1").lower():
+            return False
+        if self.hosts is not None:
+            return True
+        try:
+            ipaddress.ip_address(_strip_port(authority).strip("[]"))
+        except ValueError:
+            return False
+        return True
 
 
 def cors_headers(origin: bytes) -> list[tuple[bytes, bytes]]:

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persona_server import logs, metrics
-from persona_server.api import browser, errors
+from persona_server.api import browser, errors, web
 from persona_server.api.observe import METHODS, RouteTemplates, new_request_id, sane_request_id
 from persona_server.api.prefixes import strip_vendor_prefix
 from persona_server.api.streaming import ClientGone
@@ -126,8 +126,7 @@ class FrontDoor:
                 if browser.is_preflight(headers, scope["method"]):
                     await browser.preflight(headers, answer)
                     return
-            if self.api_key is not None and scope["path"] not in self.open_paths and not (
-                    self.also_open is not None and self.also_open(scope["path"])) and not hmac.compare_digest(
+            if self.api_key is not None and not self._open(scope) and not hmac.compare_digest(
                     _given_key(headers, scope), self.api_key):
                 metrics.record_refusal("api_key")
                 await self._refuse(scope, receive, answer,
@@ -159,6 +158,16 @@ class FrontDoor:
                                  time.perf_counter() - began)
             metrics.current.reset(record_token)
             logs.request_id.reset(id_token)
+
+    def _open(self, scope: Scope) -> bool:
+        """Whether the path needs no key: the readiness probe, the API description, the chat page (which asks
+        for the key) and its files, and what a feature behind a flag keeps open (A2A agent cards)."""
+        path = scope["path"]
+        if path in self.open_paths:
+            return True
+        if path == "/" and scope["method"] in ("GET", "HEAD") and web.wants_page(scope["headers"]):
+            return True  # the page; TGI's `POST /` is not open
+        return self.also_open is not None and self.also_open(path)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, error: errors.APIError) -> None:

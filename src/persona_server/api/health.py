@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__
+from persona_server.api import web
 from persona_server.api.context import json_response, server_state
 from persona_server.catalog import Catalog
 
@@ -48,6 +49,18 @@ async def status(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
+    """The chat page for browsers, `persona-server is running` for text/plain, else the JSON index"""
+    # Browsers get the chat page, clients asking for text Ollama's kind of answer, the others this JSON.
+    kind = web.preferred(request.headers.get("accept"))
+    if kind == "html":
+        response = await web.page(request)
+    else:
+        response = web.running(request) if kind == "text" else _index_json(request)
+    response.headers["Vary"] = "Accept, Accept-Encoding" if kind == "html" else "Accept"
+    return response
+
+
+def _index_json(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     return json_response({
         "name": "persona-server",
@@ -55,7 +68,8 @@ async def index(request: Request) -> Response:
         "models": [persona.name for persona in catalog],
         "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models", "/api/chat",
                       "/api/generate", "/api/tags", "/v2/chat", "/v1/chat", "/v1/generate", "/generate",
-                      "/generate_stream", "/health", "/status", "/metrics", "/openapi.json"],
+                      "/generate_stream", "/health", "/status", "/metrics", "/openapi.json", "/docs",
+                      "/v1/personas"],
     })
 
 

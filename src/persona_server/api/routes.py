@@ -24,8 +24,10 @@ from persona_server.api import (
     ollama,
     ollama_models,
     openai,
+    personas,
     responses,
     tgi,
+    web,
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
@@ -74,6 +76,8 @@ PROTOCOLS: tuple[Protocol, ...] = (
         tgi.compat_generate: tgi.TGIGenerateRequest,
     }, error=("TGIError", tgi.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
+    Protocol("Chat page", web.routes, open_paths=web.OPEN_PATHS),
+    Protocol("Personas", personas.routes),
     Protocol("Anthropic", anthropic.routes, {
         anthropic.create_message: anthropic.MessagesRequest,
         anthropic.count_message_tokens: anthropic.ConversationRequest,
