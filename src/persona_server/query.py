@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from persona_server.tooling import ToolCall, Tooling
+
 # Earlier user turns a stateless solver replays to rebuild a conversation's variables; older ones are not read.
 MAX_EARLIER_TURNS = 32
 
@@ -20,6 +22,9 @@ Role = Literal["system", "user", "assistant", "tool", "developer"]
 class Message:
     role: str
     content: str
+    # An assistant turn that called tools, and a tool turn's answer to a call: empty for plain text turns.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class Query:
     # Recent (question, answer) pairs of this conversation, oldest first, when the persona has `memory` on
     # (see persona_server.memory): question solvers see only the last message, this is what came before.
     memory: list[tuple[str, str]] = field(default_factory=list)
+    # Client tools and the requested answer format (persona_server.tooling); None for a plain request.
+    tooling: Tooling | None = None
 
     @property
     def question(self) -> str:
@@ -121,7 +128,7 @@ class Query:
             messages=[Message("user", self.question)], lang=self.lang, units=self.units,
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop,
             user=self.user, persona=self.persona, conversation=self.conversation, origin=self, memory=self.memory,
-            timezone=self.timezone,
+            timezone=self.timezone, tooling=self.tooling,
         )
 
     @classmethod
@@ -137,3 +144,4 @@ class Answer:
     solver: str | None = None
     sources: list[Source] = field(default_factory=list)
     finish_reason: str = "stop"
+    tool_calls: list[ToolCall] = field(default_factory=list)
