@@ -31,13 +31,13 @@ from persona_server.api.streaming import (
     word_chunks,
 )
 from persona_server.api.tools import apply as apply_tooling
-from persona_server.api.tools import openai_tool_calls
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.limits import gather_bounded
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
+from persona_server.solvers.openai_wire import tool_calls_json
 from persona_server.text import count_tokens
 from persona_server.tooling import ToolCallPiece
 
@@ -126,7 +126,7 @@ def _message(text: str, stream: AnswerStream) -> dict[str, Any]:
     if not calls:
         return {"role": "assistant", "content": text, "refusal": None}
     # As OpenAI: a message of tool calls has `content: null` unless the model said something too.
-    return {"role": "assistant", "content": text or None, "refusal": None, "tool_calls": openai_tool_calls(calls)}
+    return {"role": "assistant", "content": text or None, "refusal": None, "tool_calls": tool_calls_json(calls)}
 
 
 def _call_delta(piece: ToolCallPiece) -> dict[str, Any]:

@@ -152,42 +152,6 @@ def message_calls(calls: list[MessageToolCall] | None) -> tuple[ToolCall, ...]:
     return tuple(ToolCall(c.id, c.function.name, c.function.arguments or "{}") for c in calls or ())
 
 
-def openai_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    """Tool calls as an OpenAI chat message carries them."""
-    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in calls]
-
-
-def openai_tools(specs: list[ToolSpec]) -> list[dict[str, Any]]:
-    """Tool definitions as OpenAI's chat API takes them (what the OpenAI solver sends upstream)."""
-    out = []
-    for spec in specs:
-        function: dict[str, Any] = {"name": spec.name}
-        if spec.description:
-            function["description"] = spec.description
-        if spec.parameters is not None:
-            function["parameters"] = spec.parameters
-        if spec.strict is not None:
-            function["strict"] = spec.strict
-        out.append({"type": "function", "function": function})
-    return out
-
-
-def openai_choice(tooling: Tooling) -> str | dict[str, Any]:
-    if tooling.choice == "function":
-        return {"type": "function", "function": {"name": tooling.function}}
-    return tooling.choice
-
-
-def openai_format(output: OutputFormat) -> dict[str, Any]:
-    if output.kind != "json_schema":
-        return {"type": output.kind}
-    schema: dict[str, Any] = {"name": output.name or "response", "schema": output.schema or {}, "strict": output.strict}
-    if output.description:
-        schema["description"] = output.description
-    return {"type": "json_schema", "json_schema": schema}
-
-
 def arguments_object(arguments: str) -> Any:
     """A call's arguments as a JSON value (Ollama and Anthropic carry objects, not text); {} when unparsable."""
     import orjson
