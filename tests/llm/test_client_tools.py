@@ -319,3 +319,66 @@ def test_ollama_tools(upstream: Upstream, server: ServerProcess, stream: bool) -
         calls = client.chat(model="Tools", messages=messages, tools=[WEATHER_TOOL]).message.tool_calls or []
     assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Braga"})]
     assert last_body(upstream)["tools"] == [WEATHER_TOOL]
+
+
+# -- the Responses API ---------------------------------------------------------------------------------------
+
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+                  "parameters": WEATHER_TOOL["function"]["parameters"]}
+
+
+def test_responses_function_call_whole(upstream: Upstream, client: openai.OpenAI) -> None:
+    upstream.script(weather_call("Evora"), model="tools")
+    response = client.responses.create(model="Tools", input="Weather in Evora?", tools=[RESPONSES_TOOL],
+                                       tool_choice="required")
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Evora"})]
+    assert calls[0].call_id and response.tool_choice == "required"
+    assert [t.name for t in response.tools] == ["get_weather"]
+    body = last_body(upstream)
+    assert body["tools"] == [WEATHER_TOOL] and body["tool_choice"] == "required"
+
+
+def test_responses_function_call_streamed(upstream: Upstream, client: openai.OpenAI) -> None:
+    upstream.script(weather_call("Beja"), model="tools")
+    events = list(client.responses.create(model="Tools", input="Weather in Beja?", tools=[RESPONSES_TOOL],
+                                          stream=True))
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" not in kinds  # the answer is the call alone
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.type == "function_call" and added.item.name == "get_weather"
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    assert json.loads(deltas) == json.loads(done.arguments) == {"city": "Beja"}
+    final = events[-1]
+    assert final.type == "response.completed"
+    assert [item.type for item in final.response.output] == ["function_call"]
+
+
+def test_responses_call_outputs_reach_the_upstream(upstream: Upstream, client: openai.OpenAI) -> None:
+    upstream.script(Reply(tokens=["Rainy."]), model="tools")
+    response = client.responses.create(model="Tools", tools=[RESPONSES_TOOL], input=[
+        {"role": "user", "content": "Weather in Porto?"},
+        {"type": "function_call", "call_id": "call_9", "name": "get_weather", "arguments": '{"city": "Porto"}'},
+        {"type": "function_call_output", "call_id": "call_9", "output": "rain"},
+    ])
+    assert response.output_text == "Rainy."
+    messages = last_body(upstream)["messages"]
+    assert messages[-2]["tool_calls"][0]["id"] == "call_9"
+    assert messages[-1] == {"role": "tool", "tool_call_id": "call_9", "content": "rain"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_text_format_is_honoured_and_echoed(upstream: Upstream, client: openai.OpenAI,
+                                                     stream: bool) -> None:
+    upstream.script(Reply(tokens=json_tokens(CITY)), model="tools")
+    fmt = {"type": "json_schema", "name": "City", "schema": City.model_json_schema(), "strict": True}
+    if stream:
+        events = list(client.responses.create(model="Tools", input="A city", text={"format": fmt}, stream=True))
+        response = events[-1].response
+    else:
+        response = client.responses.create(model="Tools", input="A city", text={"format": fmt})
+    assert json.loads(response.output_text) == CITY
+    assert response.text.format.type == "json_schema" and response.text.format.name == "City"
+    assert last_body(upstream)["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "City", "schema": City.model_json_schema(), "strict": True}}
