@@ -382,3 +382,53 @@ def test_responses_text_format_is_honoured_and_echoed(upstream: Upstream, client
     assert response.text.format.type == "json_schema" and response.text.format.name == "City"
     assert last_body(upstream)["response_format"] == {"type": "json_schema", "json_schema": {
         "name": "City", "schema": City.model_json_schema(), "strict": True}}
+
+
+# -- Anthropic -------------------------------------------------------------------------------------------------
+
+ANTHROPIC_TOOL = {"name": "get_weather", "description": "The weather in a city.",
+                  "input_schema": WEATHER_TOOL["function"]["parameters"]}
+
+
+def test_anthropic_tool_use_whole(upstream: Upstream, server: ServerProcess) -> None:
+    import anthropic
+
+    upstream.script(weather_call("Leiria"), model="tools")
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="x", max_retries=0)
+    message = client.messages.create(model="Tools", max_tokens=100, tools=[ANTHROPIC_TOOL],
+                                     tool_choice={"type": "any"},
+                                     messages=[{"role": "user", "content": "Weather in Leiria?"}])
+    assert message.stop_reason == "tool_use"
+    uses = [block for block in message.content if block.type == "tool_use"]
+    assert [(u.name, u.input) for u in uses] == [("get_weather", {"city": "Leiria"})]
+    body = last_body(upstream)
+    assert body["tools"] == [WEATHER_TOOL] and body["tool_choice"] == "required"
+
+
+def test_anthropic_tool_use_streamed_and_results_sent_back(upstream: Upstream, server: ServerProcess) -> None:
+    import anthropic
+
+    upstream.script(Reply(tokens=["Let me look."], tool_calls=[("get_weather", '{"city": "Aveiro"}')]),
+                    model="tools")
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="x", max_retries=0)
+    question = {"role": "user", "content": "Weather in Aveiro?"}
+    with client.messages.stream(model="Tools", max_tokens=100, tools=[ANTHROPIC_TOOL],
+                                messages=[question]) as stream:
+        kinds = [event.type for event in stream]
+        message = stream.get_final_message()
+    assert "input_json" in kinds  # the SDK's event for input_json_delta
+    assert message.stop_reason == "tool_use"
+    assert [b.type for b in message.content] == ["text", "tool_use"]
+    use = message.content[1]
+    assert use.name == "get_weather" and use.input == {"city": "Aveiro"}
+
+    upstream.script(Reply(tokens=["Windy", " in", " Aveiro."]), model="tools")
+    reply = client.messages.create(model="Tools", max_tokens=100, tools=[ANTHROPIC_TOOL], messages=[
+        question,
+        {"role": "assistant", "content": [block.model_dump() for block in message.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "windy"}]},
+    ])
+    assert reply.content[0].text == "Windy in Aveiro." and reply.stop_reason == "end_turn"
+    messages = last_body(upstream)["messages"]
+    assert messages[-2]["tool_calls"][0]["id"] == use.id
+    assert messages[-1] == {"role": "tool", "tool_call_id": use.id, "content": "windy"}

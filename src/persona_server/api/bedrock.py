@@ -213,7 +213,9 @@ async def _invocation(request: Request) -> tuple[Persona, Query, int]:
         raise from_validation_error(exc) from None
     persona = pick_persona(request)
     messages = body.to_messages()
-    return persona, body.query(messages, server_state(request).settings), anthropic.input_tokens(messages)
+    query = body.query(messages, server_state(request).settings)
+    body.apply_tools(persona, query)
+    return persona, query, anthropic.input_tokens(messages)
 
 
 async def invoke(request: Request) -> Response:
