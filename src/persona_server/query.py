@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from persona_server.tooling import ToolCall, Tooling
 
@@ -22,9 +22,18 @@ Role = Literal["system", "user", "assistant", "tool", "developer"]
 class Message:
     role: str
     content: str
-    # An assistant turn that called tools, and a tool turn's answer to a call: empty for plain text turns.
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str | None = None
+    # Plain turns carry no tool calls: class-level defaults keep the common message two fields (it is built
+    # for every request); `ToolTurn` has them for real.
+    tool_calls: ClassVar[tuple[ToolCall, ...]] = ()
+    tool_call_id: ClassVar[str | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTurn(Message):
+    """An assistant turn that called tools (`tool_calls`), or a tool's result for one call (`tool_call_id`)."""
+
+    tool_calls: tuple[ToolCall, ...] = ()  # type: ignore[misc]
+    tool_call_id: str | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)

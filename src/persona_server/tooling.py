@@ -149,6 +149,19 @@ def check_answer(tooling: Tooling, text: str, calls: bool) -> str | None:
     return None
 
 
+def invalid_schema(schema: dict[str, Any]) -> str | None:
+    """Why `schema` is not a usable JSON schema (checked against its metaschema), or None."""
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        return exc.message
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
 def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
     """How `value` fails `schema` (the first problem jsonschema finds), or None when it validates."""
     import jsonschema  # only requests with a strict schema need it
@@ -158,6 +171,8 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
         error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(value))
     except jsonschema.exceptions.SchemaError as exc:
         return f"the schema itself is invalid ({exc.message})"
+    except Exception as exc:  # an unresolvable $ref, a schema too deep to walk: it cannot be checked
+        return f"the schema cannot be checked ({type(exc).__name__})"
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)

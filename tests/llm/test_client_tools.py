@@ -180,6 +180,16 @@ def test_no_json_anywhere_is_an_error_never_prose(upstream: Upstream, client: op
     assert "fallback" not in str(caught.value.body)
 
 
+def test_an_unusable_strict_schema_is_refused_up_front(upstream: Upstream, client: openai.OpenAI) -> None:
+    asked = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError, match="Invalid schema") as caught:
+        client.chat.completions.create(model="Tools", messages=[{"role": "user", "content": "A city"}],
+                                       response_format={"type": "json_schema", "json_schema": {
+                                           "name": "Bad", "schema": {"type": 12}, "strict": True}})
+    assert caught.value.body["param"] == "response_format"  # type: ignore[index]
+    assert len(upstream.requests) == asked  # the upstream was never asked
+
+
 def test_a_text_answer_to_a_required_tool_call_is_a_miss(upstream: Upstream, client: openai.OpenAI) -> None:
     upstream.script(Reply(tokens=["I would rather chat."]), model="first")
     upstream.script(weather_call(), model="second")

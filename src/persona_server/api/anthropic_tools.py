@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.api.errors import APIError
 from persona_server.api.tools import MAX_TOOLS, Name, arguments_object, set_choice
-from persona_server.query import Message
+from persona_server.query import Message, ToolTurn
 from persona_server.tooling import ToolCall, ToolCallPiece, Tooling, ToolSpec
 
 
@@ -70,8 +70,9 @@ def block_messages(role: str, blocks: list[Any], text: str) -> list[Message]:
     if role == "assistant":
         calls = tuple(ToolCall(b.id or "", b.name or "", orjson.dumps(b.input or {}).decode())
                       for b in blocks if b.type == "tool_use")
-        return [Message("assistant", text, calls)]
-    out = [Message("tool", _result_text(b.content), (), b.tool_use_id) for b in blocks if b.type == "tool_result"]
+        return [ToolTurn("assistant", text, calls)]
+    out: list[Message] = [ToolTurn("tool", _result_text(b.content), (), b.tool_use_id)
+                          for b in blocks if b.type == "tool_result"]
     if text or not out:
         out.append(Message("user", text))
     return out

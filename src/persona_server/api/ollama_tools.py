@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from persona_server.api.errors import APIError
 from persona_server.api.tools import ChatTools, arguments_object, chat_tooling
-from persona_server.query import Message
+from persona_server.query import Message, ToolTurn
 from persona_server.tooling import OutputFormat, ToolCall, Tooling
 
 
@@ -62,12 +62,12 @@ def messages(raw: list[Any]) -> list[Message]:
             calls = tuple(ToolCall(f"call_{turn}_{n}", c.function.name, _arguments(c.function.arguments))
                           for n, c in enumerate(message.tool_calls))
             pending = list(calls)
-            out.append(Message(message.role, content, calls))
+            out.append(ToolTurn(message.role, content, calls))
         elif message.role == "tool":
             call = next((c for c in pending if message.tool_name in (None, c.name)), None)
             if call is not None:
                 pending.remove(call)
-            out.append(Message("tool", content, (), call.id if call else f"call_{turn}"))
+            out.append(ToolTurn("tool", content, (), call.id if call else f"call_{turn}"))
         else:
             out.append(Message(message.role, content))
     return out

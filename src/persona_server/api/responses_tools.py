@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from persona_server.api.context import new_id
 from persona_server.api.errors import from_validation_error
 from persona_server.api.tools import MAX_TOOLS, Name, set_choice
-from persona_server.query import Message
+from persona_server.query import Message, ToolTurn
 from persona_server.tooling import OutputFormat, ToolCall, Tooling, ToolSpec
 
 
@@ -92,13 +92,13 @@ def tool_item(kind: str, raw: Any, index: int) -> FunctionCallItem | FunctionOut
 
 def call_message(items: list[FunctionCallItem]) -> Message:
     """Consecutive `function_call` items: one assistant turn that called those tools."""
-    return Message("assistant", "", tuple(ToolCall(i.call_id, i.name, i.arguments or "{}") for i in items))
+    return ToolTurn("assistant", "", tuple(ToolCall(i.call_id, i.name, i.arguments or "{}") for i in items))
 
 
 def output_message(item: FunctionOutputItem) -> Message:
     output = item.output if isinstance(item.output, str) else "\n".join(
         str(part.get("text", "")) for part in item.output if isinstance(part, dict))
-    return Message("tool", output, (), item.call_id)
+    return ToolTurn("tool", output, (), item.call_id)
 
 
 def call_item(call: ToolCall, status: str = "completed", item_id: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Request bodies of the OpenAI-compatible routes, validated strictly: a wrong type is a 400, not a guess.
 
-Fields we do not use (`presence_penalty`, `tools`, ...) are accepted and ignored, as OpenAI's own clients send
+Fields we do not use (`presence_penalty`, `logit_bias`, ...) are accepted and ignored, as OpenAI's own clients send
 them routinely. What OpenAI accepts is accepted: `null` for any optional field (it means the default), and an
 integral float (`4.0`) where an integer is meant; `4.5` there is a 400.
 """
@@ -22,7 +22,7 @@ from persona_server.api.tools import (
     message_calls,
 )
 from persona_server.limits import MAX_CHOICES, MAX_ID_CHARS, MAX_MESSAGES, MAX_N, MAX_STOP, MAX_STOP_CHARS, refuse
-from persona_server.query import Message, Query
+from persona_server.query import Message, Query, ToolTurn
 from persona_server.timezones import TimezoneName
 from persona_server.tooling import Tooling
 
@@ -134,7 +134,7 @@ class ChatCompletionRequest(_Generation):
     def to_messages(self) -> list[Message]:
         return [Message(m.role if m.role != "function" else "tool", m.text())
                 if m.tool_calls is None and m.tool_call_id is None
-                else Message(m.role, m.text(), message_calls(m.tool_calls), m.tool_call_id)
+                else ToolTurn(m.role, m.text(), message_calls(m.tool_calls), m.tool_call_id)
                 for m in self.messages]
 
     def tooling(self) -> Tooling | None:

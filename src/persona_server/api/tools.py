@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.api.errors import APIError
-from persona_server.tooling import JSON, TOOLS, OutputFormat, ToolCall, Tooling, ToolSpec
+from persona_server.tooling import JSON, TOOLS, OutputFormat, ToolCall, Tooling, ToolSpec, invalid_schema
 
 if TYPE_CHECKING:
     from persona_server.persona import Persona
@@ -42,6 +42,13 @@ def apply(persona: Persona, query: Query, tooling: Tooling | None) -> None:
     query.tooling = settled
     if settled is None or not settled.needs:
         return
+    output = settled.output
+    if output is not None and output.kind == "json_schema" and output.strict and output.schema is not None:
+        # A schema that answers must validate against has to be one: the client's mistake, said up front.
+        problem = invalid_schema(output.schema)
+        if problem is not None:
+            raise APIError(400, f"Invalid schema in '{settled.format_param}': {problem[:300]}",
+                           param=settled.format_param, code="invalid_value")
     solvers = [slot.solver for slot in persona.slots
                if slot.solver is not None and slot.state not in ("error", "disabled")]
     if any(settled.needs <= solver.supports for solver in solvers):
