@@ -99,7 +99,7 @@ class AnswerStream:
     @property
     def tool_calls(self) -> list[ToolCall]:
         """The client-tool calls the answer made, whole (streamed fragments merged)."""
-        return merge_calls(self._calls)
+        return merge_calls(self._calls) if self._calls else []
 
     @property
     def tokens(self) -> int:

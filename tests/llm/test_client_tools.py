@@ -49,6 +49,10 @@ def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
     args = persona_args(root, {
         "tools.json": {"name": "Tools", "solvers": [OPENAI, FAILURE], OPENAI: block("tools"),
                        FAILURE: {"answers": ["fallback"]}},
+        # Persona-side tools beside the client's: a look-up the LLM may call, run here.
+        "mixed.json": {"name": "Mixed", "solvers": [OPENAI, FAILURE], FAILURE: {"answers": ["fallback"]},
+                       OPENAI: {**block("mixed"), "tool_solvers": [
+                           {"solver": "failure", "answers": ["High tide is at noon."]}]}},
         # Two LLMs: when the first one's JSON does not hold, the second one answers.
         "two.json": {"name": "Two", "solvers": [OPENAI, SECOND, FAILURE], OPENAI: block("first"),
                      SECOND: block("second"), FAILURE: {"answers": ["fallback"]}},
@@ -207,6 +211,27 @@ def test_tool_choice_none_takes_the_tools_away(upstream: Upstream, client: opena
     assert completion.choices[0].message.content == "No tools."
     body = last_body(upstream)
     assert "tools" not in body and "tool_choice" not in body
+
+
+def test_persona_tools_run_here_and_client_tools_go_to_the_client(upstream: Upstream,
+                                                                   client: openai.OpenAI) -> None:
+    upstream.script(Reply(tool_calls=[("search_failure", '{"query": "tide"}')]), weather_call("Nazare"),
+                    model="mixed")
+    # The client also offers a tool named like the persona's: the persona's wins, the client's is not offered.
+    clash = {"type": "function", "function": {"name": "search_failure", "description": "the client's own",
+                                              "parameters": {"type": "object"}}}
+    completion = client.chat.completions.create(model="Mixed", tools=[WEATHER_TOOL, clash], messages=[
+        {"role": "user", "content": "Tide and weather in Nazare?"}])
+    calls = completion.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["get_weather"]  # only the client's tool reached the client
+    assert completion.choices[0].finish_reason == "tool_calls"
+    first, second = [r.body for r in upstream.requests if r.body.get("model") == "mixed"][-2:]
+    names = [tool["function"]["name"] for tool in first["tools"]]
+    assert sorted(names) == ["get_weather", "search_failure"]
+    ours = next(tool for tool in first["tools"] if tool["function"]["name"] == "search_failure")
+    assert ours["function"]["description"] != "the client's own"
+    # The persona's tool ran server-side and its result went back to the model.
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_0", "content": "High tide is at noon."}
 
 
 # -- agent frameworks ----------------------------------------------------------------------------------------

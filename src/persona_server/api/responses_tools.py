@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from persona_server.api.context import new_id
-from persona_server.api.errors import from_validation_error
+from persona_server.api.errors import APIError, from_validation_error
 from persona_server.api.tools import MAX_TOOLS, Name, set_choice
 from persona_server.query import Message, ToolTurn
 from persona_server.tooling import OutputFormat, ToolCall, Tooling, ToolSpec
@@ -75,6 +75,9 @@ def tooling(tools: list[FunctionTool] | None, choice: ResponsesToolChoice | None
              for t in tools or () if t.type == "function" and t.name]
     output = None
     if fmt is not None:
+        if fmt.type == "json_schema" and fmt.schema_ is None:
+            raise APIError(400, "'text.format.schema' is required for type 'json_schema'.",
+                           param="text.format.schema", code="invalid_value")
         output = OutputFormat(fmt.type, fmt.schema_, fmt.name, bool(fmt.strict), fmt.description)
     result = Tooling(tools=specs, parallel_tool_calls=parallel, output=output, format_param="text.format")
     set_choice(result, choice.name if isinstance(choice, NamedFunction) else choice)

@@ -13,6 +13,7 @@ itself, directly or through others, is refused instead of recursing forever.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -117,6 +118,9 @@ def _warn(context: SolverContext, owner: str, ref: SolverRef, problem: str) -> N
 async def ask(helper: Helper, query: Query, *, limit: float | None = None) -> Result | None:
     """One helper's whole answer within its timeout, or None (no answer, an error, too slow)."""
     solver = helper.solver
+    if query.tooling is not None:
+        # A helper's answer feeds another solver, not the client: the client's tools and format are not for it.
+        query = dataclasses.replace(query, tooling=None)
     if not solver.chat:
         query = query.for_question_solver()
     limit = limit if limit is not None else solver.timeout
