@@ -467,3 +467,50 @@ def test_anthropic_tool_use_streamed_and_results_sent_back(upstream: Upstream, s
     messages = last_body(upstream)["messages"]
     assert messages[-2]["tool_calls"][0]["id"] == use.id
     assert messages[-1] == {"role": "tool", "tool_call_id": use.id, "content": "windy"}
+
+
+# -- Gemini ----------------------------------------------------------------------------------------------------
+
+
+def gemini_client(server: ServerProcess) -> Any:
+    from google import genai
+
+    return genai.Client(api_key="x", http_options={"base_url": server.base_url})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_function_call(upstream: Upstream, server: ServerProcess, stream: bool) -> None:
+    from google.genai import types
+
+    upstream.script(weather_call("Sintra"), model="tools")
+    declaration = types.FunctionDeclaration(
+        name="get_weather", description="The weather in a city.",
+        parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}, required=["city"]))
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    client = gemini_client(server)
+    if stream:
+        calls = [call for chunk in client.models.generate_content_stream(
+            model="Tools", contents="Weather in Sintra?", config=config) for call in chunk.function_calls or []]
+    else:
+        calls = client.models.generate_content(model="Tools", contents="Weather in Sintra?",
+                                               config=config).function_calls or []
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Sintra"})]
+    body = last_body(upstream)
+    # Gemini's schema types become JSON Schema's on the way upstream.
+    assert body["tools"] == [WEATHER_TOOL] and body["tool_choice"] == "required"
+
+
+def test_gemini_json_schema(upstream: Upstream, server: ServerProcess) -> None:
+    from google.genai import types
+
+    upstream.script(Reply(tokens=json_tokens(CITY)), model="tools")
+    client = gemini_client(server)  # kept: a client that is collected closes its connections
+    response = client.models.generate_content(
+        model="Tools", contents="A city", config=types.GenerateContentConfig(
+            response_mime_type="application/json", response_schema=City))
+    assert response.parsed == City(**CITY)
+    schema = last_body(upstream)["response_format"]["json_schema"]["schema"]
+    assert schema["type"] == "object" and schema["properties"]["population"]["type"] == "integer"
