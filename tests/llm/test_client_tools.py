@@ -514,3 +514,57 @@ def test_gemini_json_schema(upstream: Upstream, server: ServerProcess) -> None:
     assert response.parsed == City(**CITY)
     schema = last_body(upstream)["response_format"]["json_schema"]["schema"]
     assert schema["type"] == "object" and schema["properties"]["population"]["type"] == "integer"
+
+
+# -- Bedrock Converse ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def converse_client(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import boto3
+    import botocore.config
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "dummy-secret",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent",
+                        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    return boto3.client("bedrock-runtime", endpoint_url=server.base_url,
+                        config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+
+BEDROCK_TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "description": "The weather in a city.",
+                                         "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]}}}],
+                 "toolChoice": {"any": {}}}
+
+
+def test_bedrock_converse_tool_use(upstream: Upstream, converse_client: Any) -> None:
+    upstream.script(weather_call("Tomar"), model="tools")
+    question = {"role": "user", "content": [{"text": "Weather in Tomar?"}]}
+    reply = converse_client.converse(modelId="Tools", messages=[question], toolConfig=BEDROCK_TOOLS)
+    assert reply["stopReason"] == "tool_use"
+    use = reply["output"]["message"]["content"][0]["toolUse"]
+    assert (use["name"], use["input"]) == ("get_weather", {"city": "Tomar"})
+    body = last_body(upstream)
+    assert body["tools"] == [WEATHER_TOOL] and body["tool_choice"] == "required"
+
+    upstream.script(Reply(tokens=["Foggy."]), model="tools")
+    answer = converse_client.converse(modelId="Tools", toolConfig={"tools": BEDROCK_TOOLS["tools"]}, messages=[
+        question, reply["output"]["message"],
+        {"role": "user", "content": [{"toolResult": {"toolUseId": use["toolUseId"], "content": [{"text": "fog"}]}}]},
+    ])
+    assert answer["output"]["message"]["content"] == [{"text": "Foggy."}]
+    assert last_body(upstream)["messages"][-1] == {"role": "tool", "tool_call_id": use["toolUseId"], "content": "fog"}
+
+
+def test_bedrock_converse_stream_tool_use(upstream: Upstream, converse_client: Any) -> None:
+    upstream.script(weather_call("Elvas"), model="tools")
+    response = converse_client.converse_stream(modelId="Tools", toolConfig=BEDROCK_TOOLS, messages=[
+        {"role": "user", "content": [{"text": "Weather in Elvas?"}]}])
+    events = list(response["stream"])
+    start = next(e["contentBlockStart"] for e in events if "contentBlockStart" in e)
+    assert start["start"]["toolUse"]["name"] == "get_weather"
+    fragments = "".join(e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events
+                        if "contentBlockDelta" in e)
+    assert json.loads(fragments) == {"city": "Elvas"}
+    assert next(e["messageStop"] for e in events if "messageStop" in e)["stopReason"] == "tool_use"
