@@ -25,6 +25,7 @@ from persona_server.slot import SolverSlot, wait_loaded
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.solvers.failure import apology
 from persona_server.text import TextLimiter
+from persona_server.tooling import ToolCall, ToolCallPiece, check_answer, merge_calls
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,24 @@ class AnswerStream:
         self._request_end = budget.request_end()
         # A streaming solver reached its deadline mid-answer: what was sent is the answer, cut short.
         self._cut = False
+        # Client tools and answer formats (persona_server.tooling): solvers that cannot give what the request
+        # requires are skipped, and the answer of one that can is checked whole before any of it goes out.
+        self._tooling = query.tooling
+        self._needs = query.tooling.needs if query.tooling is not None else frozenset()
+        self._calls: list[ToolCallPiece] = []
 
     @property
     def finish_reason(self) -> str:
+        if self._calls:
+            return "tool_calls"  # the answer is calls of the client's tools, for the client to run
         if self._cut:
             return "length"  # OpenAI's word for an answer that was cut short
         return self._limiter.finish_reason or "stop"
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The client-tool calls the answer made, whole (streamed fragments merged)."""
+        return merge_calls(self._calls) if self._calls else []
 
     @property
     def tokens(self) -> int:
@@ -101,7 +114,7 @@ class AnswerStream:
         """The stop sequence that ended the answer (None for a natural end or `length`)."""
         return self._limiter.stop_sequence
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncIterator[str | ToolCallPiece]:
         if self._iter is None:
             self._iter = self._limited()
         return self._iter
@@ -112,18 +125,27 @@ class AnswerStream:
 
     async def text(self) -> str:
         """The whole answer: what joining the stream gives, without a generator hop per piece."""
-        text = self._limiter.whole(await self._whole())
+        pieces = await self._whole()
+        if self._tooling is not None:
+            self._calls.extend(p for p in pieces if type(p) is ToolCallPiece)
+            pieces = [p for p in pieces if type(p) is str]
+        text = self._limiter.whole(pieces)  # type: ignore[arg-type]
         if self._on_complete is not None:
             done = self._on_complete(text)
             if done is not None:  # a shared memory's write: awaited, so the next request sees it
                 await done
         return text
 
-    async def _limited(self) -> AsyncIterator[str]:
+    async def _limited(self) -> AsyncIterator[str | ToolCallPiece]:
         pieces = self._run()
         try:
             async for piece in pieces:
-                text = self._limiter.feed(piece)
+                if type(piece) is ToolCallPiece:
+                    # Tool calls are not text: no token limit or stop sequence applies to them.
+                    self._calls.append(piece)
+                    yield piece
+                    continue
+                text = self._limiter.feed(piece)  # type: ignore[arg-type]
                 if text:
                     yield text
                 if self._limiter.done:
@@ -163,7 +185,8 @@ class AnswerStream:
         if self._speculative:
             self._chain_began = time.perf_counter()
             for index, slot in enumerate(self._slots):
-                if slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate:
+                if (slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate
+                        and self._needs <= slot.solver.supports):
                     early[index] = asyncio.create_task(self._collect(slot, query_for(slot.solver)),
                                                        name=f"early {slot.name}")
                     early[index].add_done_callback(self._note_finished)
@@ -171,6 +194,8 @@ class AnswerStream:
             solver = slot.solver
             if solver is None or slot.state in ("error", "disabled"):
                 continue
+            if not self._needs <= solver.supports:
+                continue  # it cannot give what the request requires (a tool call, a JSON answer)
             if self._request_end is not None and asyncio.get_running_loop().time() >= self._request_end:
                 log.warning("persona %r: the request's budget is spent; %r and the rest not asked",
                             self._persona, slot.name)
@@ -182,12 +207,14 @@ class AnswerStream:
             task.cancel()
         self._early.clear()
 
-    async def _run(self) -> AsyncIterator[str]:
+    async def _run(self) -> AsyncIterator[str | ToolCallPiece]:
         if self._prepare is not None:
             self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
-                if early is not None or not solver.streams:
+                # A checked answer is held whole: a JSON answer that fails to parse, once half sent, could not be
+                # taken back for the next solver's.
+                if early is not None or not solver.streams or self._needs:
                     pieces = await self._whole_turn(slot, query, early)
                     if pieces:
                         for piece in pieces:
@@ -204,13 +231,13 @@ class AnswerStream:
         finally:
             self._cancel_early()
 
-    async def _whole(self) -> list[str]:
+    async def _whole(self) -> list[str | ToolCallPiece]:
         """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
         if self._prepare is not None:
             self._query = await self._prepare(self._query)
         try:
             for slot, solver, query, early in self._turns():
-                if early is not None or not solver.streams:
+                if early is not None or not solver.streams or self._needs:
                     pieces = await self._whole_turn(slot, query, early)
                 else:
                     pieces = [piece async for piece in self._stream(slot, query)]
@@ -220,8 +247,10 @@ class AnswerStream:
         finally:
             self._cancel_early()
 
-    async def _whole_turn(self, slot: SolverSlot, query: Query, early: asyncio.Task[list[Piece]] | None) -> list[str]:
-        """A turn taken whole (a speculative result, or a solver that does not stream): its text, or []."""
+    async def _whole_turn(self, slot: SolverSlot, query: Query,
+                          early: asyncio.Task[list[Piece]] | None) -> list[str | ToolCallPiece]:
+        """A turn taken whole (a speculative result, a solver that does not stream, an answer to check): its
+        text and tool calls, or []."""
         self._turn_began = time.perf_counter() if early is None else self._chain_began
         try:
             pieces = await early if early is not None else await self._collect(slot, query)
@@ -233,11 +262,18 @@ class AnswerStream:
         if not pieces:
             self._observe(slot, "miss")
             return []
-        texts = [p for p in pieces if isinstance(p, str)]
+        texts = [p for p in pieces if not isinstance(p, Source)]
+        if self._needs and self._tooling is not None:
+            text = "".join(p for p in texts if type(p) is str)
+            problem = check_answer(self._tooling, text, any(type(p) is ToolCallPiece for p in texts))
+            if problem is not None:
+                log.warning("persona %r: solver %r passed over: %s", self._persona, slot.name, problem)
+                self._observe(slot, "miss")
+                return []
         self._commit(slot, [p for p in pieces if isinstance(p, Source)] if len(texts) < len(pieces) else [])
         return texts
 
-    async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str]:
+    async def _stream(self, slot: SolverSlot, query: Query) -> AsyncIterator[str | ToolCallPiece]:
         """One solver's turn, streamed: nothing is yielded unless it produces non-blank text in time.
 
         Each piece must come within the solver's timeout, and all of them before its deadline; a solver that
@@ -275,6 +311,12 @@ class AnswerStream:
                     raise
                 if isinstance(piece, Source):
                     (self.sources if committed else held_sources).append(piece)
+                    continue
+                if type(piece) is ToolCallPiece:
+                    if not committed:
+                        committed = True  # a call of the client's tool is an answer, text or not
+                        self._commit(slot, held_sources)
+                    yield piece
                     continue
                 if not committed:
                     # Leading blanks are not an answer: hold them until real text shows up.
@@ -314,8 +356,11 @@ class AnswerStream:
         left = end - asyncio.get_running_loop().time()
         if left <= 0:
             raise self._deadline_reached(solver, end)
+        # A held answer (see _run) streams for as long as its deadline allows; the solver's own timeout bounds
+        # its silences (an LLM's upstream read timeout), not the whole answer.
+        bound = solver.deadline if self._needs else solver.timeout
         try:
-            async with deadlines.timeout(min(solver.timeout, left)):
+            async with deadlines.timeout(min(bound, left)):
                 if solver.streams:
                     pieces: list[Piece] = [piece async for piece in solver.stream(query)]
                 else:
@@ -325,16 +370,18 @@ class AnswerStream:
                         return [text] if text else []
                     pieces = whole_answer_pieces(result)
         except TimeoutError:
-            if left <= solver.timeout:
+            if left <= bound:
                 raise self._deadline_reached(solver, end) from None
             raise
         # Same rule as the streamed path: blanks are no answer, and leading blanks are dropped.
-        first = next((i for i, p in enumerate(pieces) if isinstance(p, str) and p.strip()), None)
+        first = next((i for i, p in enumerate(pieces)
+                      if (isinstance(p, str) and p.strip()) or type(p) is ToolCallPiece), None)
         if first is None:
             return []
         lead = pieces[first]
-        assert isinstance(lead, str)
-        return [p for p in pieces[:first] if isinstance(p, Source)] + [lead.lstrip(), *pieces[first + 1:]]
+        if isinstance(lead, str):
+            lead = lead.lstrip()
+        return [p for p in pieces[:first] if isinstance(p, Source)] + [lead, *pieces[first + 1:]]
 
     def _end(self, solver: Solver) -> float:
         """When this solver's turn must be over: its deadline from now, or the request's end if sooner."""
@@ -356,6 +403,10 @@ class AnswerStream:
     def _no_answer(self) -> str:
         """The end of a chain where no solver answered: an apology in the asker's language, or NoAnswer."""
         log.warning("persona %r: no solver answered", self._persona)
+        if self._needs:
+            # An apology would be a text answer to a request that requires a tool call or JSON: never pretend.
+            raise NoAnswer(f"No solver of persona '{self._persona}' gave the answer this request requires "
+                           f"({' and '.join(sorted(self._needs))}).")
         if self._on_no_answer == "error":
             raise NoAnswer(f"No solver of persona '{self._persona}' could answer this question.")
         return apology(self._query.lang_code)

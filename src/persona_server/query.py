@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
+
+from persona_server.tooling import ToolCall, Tooling
 
 # Earlier user turns a stateless solver replays to rebuild a conversation's variables; older ones are not read.
 MAX_EARLIER_TURNS = 32
@@ -20,6 +22,18 @@ Role = Literal["system", "user", "assistant", "tool", "developer"]
 class Message:
     role: str
     content: str
+    # Plain turns carry no tool calls: class-level defaults keep the common message two fields (it is built
+    # for every request); `ToolTurn` has them for real.
+    tool_calls: ClassVar[tuple[ToolCall, ...]] = ()
+    tool_call_id: ClassVar[str | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTurn(Message):
+    """An assistant turn that called tools (`tool_calls`), or a tool's result for one call (`tool_call_id`)."""
+
+    tool_calls: tuple[ToolCall, ...] = ()  # type: ignore[misc]
+    tool_call_id: str | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,8 @@ class Query:
     # Recent (question, answer) pairs of this conversation, oldest first, when the persona has `memory` on
     # (see persona_server.memory): question solvers see only the last message, this is what came before.
     memory: list[tuple[str, str]] = field(default_factory=list)
+    # Client tools and the requested answer format (persona_server.tooling); None for a plain request.
+    tooling: Tooling | None = None
 
     @property
     def question(self) -> str:
@@ -121,7 +137,7 @@ class Query:
             messages=[Message("user", self.question)], lang=self.lang, units=self.units,
             max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, stop=self.stop,
             user=self.user, persona=self.persona, conversation=self.conversation, origin=self, memory=self.memory,
-            timezone=self.timezone,
+            timezone=self.timezone, tooling=self.tooling,
         )
 
     @classmethod
@@ -137,3 +153,4 @@ class Answer:
     solver: str | None = None
     sources: list[Source] = field(default_factory=list)
     finish_reason: str = "stop"
+    tool_calls: list[ToolCall] = field(default_factory=list)

@@ -236,9 +236,11 @@ def test_bad_requests_raise_the_sdks_error(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError, match="stop_sequences"):
         client.messages.create(model="fixed", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
                                stop_sequences=["x" * 1001])
-    with pytest.raises(anthropic.BadRequestError, match="'tools' is not supported"):
+    # A persona without an LLM cannot call the client's tools: a required call is refused, naming the field.
+    with pytest.raises(anthropic.BadRequestError, match="'tool_choice'"):
         client.messages.create(model="fixed", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
-                               tools=[{"name": "x", "input_schema": {"type": "object"}}])
+                               tools=[{"name": "x", "input_schema": {"type": "object"}}],
+                               tool_choice={"type": "any"})
     with pytest.raises(anthropic.BadRequestError, match="type 'image' are not supported"):
         client.messages.create(model="fixed", max_tokens=10, messages=[{"role": "user", "content": [
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}])

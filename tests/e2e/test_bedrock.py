@@ -218,9 +218,10 @@ def test_an_answer_that_breaks_off(client: Any) -> None:
 def test_bad_requests_raise_botocores_errors(client: Any) -> None:
     with pytest.raises(client.exceptions.ValidationException, match="at least one text content block"):
         client.converse(modelId="fixed", messages=[{"role": "user", "content": []}])
-    with pytest.raises(client.exceptions.ValidationException, match="'toolConfig' is not supported"):
+    # A persona without an LLM cannot call the client's tools: a required call is refused, naming the field.
+    with pytest.raises(client.exceptions.ValidationException, match=r"'toolConfig\.toolChoice'"):
         client.converse(modelId="fixed", messages=user("hi"), toolConfig={"tools": [
-            {"toolSpec": {"name": "x", "inputSchema": {"json": {"type": "object"}}}}]})
+            {"toolSpec": {"name": "x", "inputSchema": {"json": {"type": "object"}}}}], "toolChoice": {"any": {}}})
     with pytest.raises(client.exceptions.ValidationException, match="Titan, Meta Llama, Mistral") as info:
         client.invoke_model(modelId="amazon.titan-text-express-v1", body=json.dumps({"inputText": "hi"}))
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -183,13 +183,20 @@ def test_v1_models_list_format_follows_the_key_header(server: ServerProcess) -> 
         == "models/Fixed"
 
 
+JSON = "application/json"
+
+
 def test_bad_requests_raise_the_sdks_error(client: genai.Client) -> None:
     with pytest.raises(errors.ClientError, match="candidateCount") as info:
         client.models.generate_content(model="fixed", contents="x", config={"candidate_count": 2})
     assert (info.value.code, info.value.status) == (400, "INVALID_ARGUMENT")
-    with pytest.raises(errors.ClientError, match="'tools' is not supported"):
+    # A persona without an LLM cannot call the client's tools: a required call is refused, naming the field.
+    with pytest.raises(errors.ClientError, match="'toolConfig'"):
         client.models.generate_content(model="fixed", contents="x", config=types.GenerateContentConfig(
-            tools=[types.Tool(function_declarations=[types.FunctionDeclaration(name="f", description="d")])]))
+            tools=[types.Tool(function_declarations=[types.FunctionDeclaration(name="f", description="d")])],
+            tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY"))))
+    with pytest.raises(errors.ClientError, match="'responseMimeType'"):
+        client.models.generate_content(model="fixed", contents="x", config={"response_mime_type": JSON})
     with pytest.raises(errors.ClientError, match="inlineData' is not supported"):
         client.models.generate_content(model="fixed", contents=[types.Part.from_bytes(
             data=b"\x89PNG", mime_type="image/png")])

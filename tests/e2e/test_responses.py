@@ -128,7 +128,8 @@ def test_previous_response_id_is_refused(client: openai.OpenAI) -> None:
     [
         ({"model": "echobot"}, "input"),
         ({"input": 5}, "input"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input[0].type"),
+        ({"input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]}, "input[0].type"),
+        ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
         ({"input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
         ({"input": [{"role": "assistant", "content": "only me"}]}, "input"),
         ({"input": ["hi"]}, "input[0]"),

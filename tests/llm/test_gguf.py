@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import openai
 import pytest
 
 from persona_server.query import Message, Query
+from tests.conftest import ServerProcess
 
 from .conftest import MakePersona
 
@@ -72,3 +78,25 @@ async def test_missing_model_is_reported_and_the_chain_moves_on(make_persona: Ma
     assert "no model file" in (slot.error or "") or "xllamacpp" in (slot.error or "")
     answer = await persona.answer(Query.from_text("Hello?"))
     assert (answer.text, answer.solver) == ("fallback", FAILURE)
+
+
+@needs_model
+@pytest.mark.parametrize("stream", [False, True])
+def test_smollm2_answers_json_for_json_object(start_server: Callable[..., ServerProcess],
+                                              write_persona: Callable[..., Path], stream: bool) -> None:
+    # Through a real server and the openai client: llama.cpp's JSON grammar makes the small model write JSON.
+    path = write_persona({"name": "Local", **persona_data()})
+    server = start_server("--persona", str(path))
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0)
+    kwargs: dict[str, Any] = {
+        "model": "Local", "response_format": {"type": "json_object"},
+        "messages": [{"role": "user", "content": "Describe a cat as a JSON object with keys name and age."}]}
+    if stream:
+        chunks = list(client.chat.completions.create(stream=True, **kwargs))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        solver = chunks[-1].model_extra["solver"]
+    else:
+        completion = client.chat.completions.create(**kwargs)
+        text, solver = completion.choices[0].message.content or "", completion.model_extra["solver"]
+    assert solver == GGUF
+    assert isinstance(json.loads(text), dict), text

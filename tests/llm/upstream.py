@@ -3,7 +3,8 @@
 Each request to `/v1/chat/completions` is answered by the next `Reply` scripted for its `model` (or for any
 model), else by `default`. A reply streams its tokens with a controllable delay, or fails in a chosen way (an
 HTTP status, malformed JSON, a hang, an empty answer, a dropped connection, a stream that stops without
-finishing), or asks for tool calls. Every request is recorded (body, headers, arrival time) together with the
+finishing), or asks for tool calls (`tool_calls`; a JSON answer is just its tokens, see `json_tokens`). Every
+request is recorded (body, headers, arrival time) together with the
 moment each token was written, so tests can compare the upstream's timing with what a client received.
 
     with Upstream() as upstream:
@@ -55,6 +56,13 @@ class Reply:
     drop_after: int | None = None  # stream this many tokens, then drop the connection mid-body
     unfinished: bool = False  # end the stream cleanly after the tokens, but with no finish_reason and no [DONE]
     forever: bool = False  # repeat the tokens without end (an upstream that never stops)
+
+
+def json_tokens(value: Any, pieces: int = 4) -> list[str]:
+    """A JSON answer as an LLM streams it: its text cut into `pieces` tokens (the cuts fall anywhere)."""
+    text = orjson.dumps(value).decode()
+    size = max(1, -(-len(text) // pieces))
+    return [text[i:i + size] for i in range(0, len(text), size)]
 
 
 @dataclass

@@ -3,7 +3,8 @@
 The request becomes a `Query` (`system` as a system message, `max_tokens`, `stop_sequences`, `temperature`,
 `top_p`, `metadata.user_id` as the user); the answer a `message` with one text block, `stop_reason` `end_turn`,
 `max_tokens` or `stop_sequence`, and usage. A stream is SSE with named events in Anthropic's order (see
-`message_events`). What we cannot honour (tools, images, thinking, `top_k`) is refused with a 400. The request
+`message_events`). Client tools (`tools`, `tool_choice`, `tool_use` / `tool_result` blocks) are in
+api/anthropic_tools.py. What we cannot honour (images, thinking, `top_k`) is refused with a 400. The request
 model and the event sequence are shared with Bedrock's `invoke`, which takes the same body.
 """
 
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server.api import anthropic_tools
 from persona_server.api.context import json_response, new_id, read_model, server_state
 from persona_server.api.errors import APIError, answer_error, register_error_format
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence, UserId
@@ -30,6 +32,7 @@ from persona_server.api.streaming import (
     unless_disconnected,
     word_chunks,
 )
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
@@ -37,6 +40,7 @@ from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
+from persona_server.tooling import ToolCallPiece
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -84,16 +88,28 @@ class TextBlock(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     type: str
     text: str | None = None
+    # tool_use blocks (assistant) and tool_result blocks (user); see api/anthropic_tools.py
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+    content: str | list[dict[str, Any]] | None = None
 
 
-def _text(blocks: str | list[TextBlock], where: str) -> str:
+_TOOL_BLOCKS = {"user": "tool_result", "assistant": "tool_use"}
+
+
+def _text(blocks: str | list[TextBlock], where: str, role: str = "") -> str:
     if isinstance(blocks, str):
         return blocks
+    tool_block = _TOOL_BLOCKS.get(role)
     for index, block in enumerate(blocks):
+        if block.type == tool_block:
+            continue
         if block.type != "text" or block.text is None:
             raise APIError(400, f"{where}[{index}]: content blocks of type '{block.type}' are not supported; "
                            "send text blocks", param=f"{where}[{index}].type")
-    return "\n".join(block.text or "" for block in blocks)
+    return "\n".join(block.text or "" for block in blocks if block.type == "text")
 
 
 class InputMessage(_Body):
@@ -114,8 +130,12 @@ class ConversationRequest(_Body):
 
     def to_messages(self) -> list[Message]:
         messages = [Message("system", _text(self.system, "system"))] if self.system else []
-        messages += [Message(m.role, _text(m.content, f"messages[{i}].content"))
-                     for i, m in enumerate(self.messages)]
+        for i, m in enumerate(self.messages):
+            text = _text(m.content, f"messages[{i}].content", m.role)
+            if isinstance(m.content, list) and any(b.type in ("tool_use", "tool_result") for b in m.content):
+                messages += anthropic_tools.block_messages(m.role, m.content, text)
+            else:
+                messages.append(Message(m.role, text))
         return messages
 
 
@@ -132,6 +152,8 @@ class MessagesRequest(ConversationRequest):
     inference_geo: str | None = None
     speed: str | None = None
     anthropic_version: str | None = None  # Bedrock's invoke body names the API version in the body
+    tools: anthropic_tools.AnthropicTools | None = None
+    tool_choice: anthropic_tools.AnthropicToolChoice | None = None
 
     def query(self, messages: list[Message], settings: Settings) -> Query:
         return Query(
@@ -139,6 +161,11 @@ class MessagesRequest(ConversationRequest):
             temperature=self.temperature, top_p=self.top_p, stop=list(self.stop_sequences or []),
             user=self.metadata.user_id if self.metadata else None,
         )
+
+    def apply_tools(self, persona: Persona, query: Query) -> None:
+        """Put the client's tools on the query (api/tools.py: a 400 when the persona cannot honour them)."""
+        if self.tools is not None or self.tool_choice is not None:
+            apply_tooling(persona, query, anthropic_tools.tooling(self.tools, self.tool_choice))
 
 
 def pick_persona(request: Request, model: str | None) -> Persona:
@@ -153,6 +180,8 @@ def pick_persona(request: Request, model: str | None) -> Persona:
 
 
 def _stop_reason(stream: AnswerStream) -> str:
+    if stream.finish_reason == "tool_calls":
+        return "tool_use"
     return stop_reason(stream, end="end_turn", length="max_tokens", stop_sequence="stop_sequence")
 
 
@@ -166,13 +195,20 @@ def message_json(persona: Persona, text: str, stream: AnswerStream, input_tokens
         "type": "message",
         "role": "assistant",
         "model": persona.name,
-        "content": [{"type": "text", "text": text}],
+        "content": _content(text, stream),
         "stop_reason": _stop_reason(stream),
         "stop_sequence": stream.stop_sequence,
         "usage": _usage(input_tokens, stream.tokens),
         "solver": stream.solver,
         "sources": [s.to_dict() for s in stream.sources],
     }
+
+
+def _content(text: str, stream: AnswerStream) -> list[dict[str, Any]]:
+    calls = stream.tool_calls
+    if not calls:
+        return [{"type": "text", "text": text}]
+    return ([{"type": "text", "text": text}] if text else []) + anthropic_tools.tool_use_blocks(calls)
 
 
 Event = tuple[str, dict[str, Any]]
@@ -187,22 +223,49 @@ async def message_events(persona: Persona, query: Query, input_tokens: int,
         "id": new_id("msg_"), "type": "message", "role": "assistant", "model": persona.name, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": _usage(input_tokens, 0),
     }
+    text_block = ("content_block_start", {"type": "content_block_start", "index": 0,
+                                          "content_block": {"type": "text", "text": ""}})
+    # With client tools the answer may be tool_use blocks alone: the text block opens with the first text.
+    lazy = query.tooling is not None and bool(query.tooling.tools)
     yield [("message_start", {"type": "message_start", "message": message}),
-           ("content_block_start", {"type": "content_block_start", "index": 0,
-                                    "content_block": {"type": "text", "text": ""}}),
-           ("ping", {"type": "ping"})]
+           *([] if lazy else [text_block]), ("ping", {"type": "ping"})]
+    blocks = 0 if lazy else 1  # content blocks opened; one at a time is open, and closes when the next opens
+    text_index: int | None = None if lazy else 0
+    calls: dict[int, int] = {}  # tool call index -> its block's index
+
+    def stop_open() -> list[Event]:
+        return [("content_block_stop", {"type": "content_block_stop", "index": blocks - 1})] if blocks else []
+
     stream = persona.stream(query)
     try:
         async for words in word_chunks(stream, ping_interval):
             if words is None:
                 yield []
-            else:
-                yield [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta", "text": word}}) for word in words]
+                continue
+            batch: list[Event] = []
+            for word in words:
+                if type(word) is ToolCallPiece:
+                    if word.index not in calls:
+                        batch += stop_open()
+                        calls[word.index], blocks = blocks, blocks + 1
+                        batch.append(anthropic_tools.block_start(calls[word.index], word))
+                    if word.arguments:
+                        batch.append(anthropic_tools.json_delta(calls[word.index], word.arguments))
+                    continue
+                if text_index is None:
+                    batch += stop_open()
+                    text_index, blocks = blocks, blocks + 1
+                    batch.append(("content_block_start", {**text_block[1], "index": text_index}))
+                batch.append(("content_block_delta", {"type": "content_block_delta", "index": text_index,
+                                                      "delta": {"type": "text_delta", "text": word}}))
+            yield batch
     except StreamFailure as exc:  # the answer failed mid-way: say so in the stream, as Anthropic does
         yield [("error", error_body(answer_error(exc)))]
         return
-    yield [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    if blocks == 0:
+        blocks = 1
+        yield [text_block]
+    yield [*stop_open(),
            ("message_delta", {"type": "message_delta",
                               "delta": {"stop_reason": _stop_reason(stream), "stop_sequence": stream.stop_sequence},
                               "usage": {"output_tokens": stream.tokens},
@@ -237,6 +300,7 @@ async def create_message(request: Request) -> Response:
     settings = server_state(request).settings
     messages = body.to_messages()
     query = body.query(messages, settings)
+    body.apply_tools(persona, query)
     if body.stream:
         events = message_events(persona, query, input_tokens(messages), settings.ping_interval)
         return StreamingResponse(_sse(events), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from persona_server.api import anthropic
+from persona_server.api import anthropic, bedrock_tools
 from persona_server.api import bedrock_eventstream as eventstream
 from persona_server.api.context import json_response, read_body, read_model, server_state
 from persona_server.api.errors import (
@@ -34,10 +34,12 @@ from persona_server.api.errors import (
 )
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import StreamFailure, stop_reason, word_chunks
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
+from persona_server.tooling import ToolCallPiece
 
 _EXCEPTIONS = {
     400: ("ValidationException", 400),
@@ -88,6 +90,8 @@ class _Body(BaseModel):
 class ContentBlock(_Body):
     text: str | None = None
     cachePoint: dict[str, Any] | None = None  # a caching hint: nothing to honour
+    toolUse: bedrock_tools.ToolUse | None = None  # see api/bedrock_tools.py
+    toolResult: bedrock_tools.ToolResult | None = None
 
 
 class ConverseMessage(_Body):
@@ -111,12 +115,19 @@ class ConverseRequest(_Body):
     performanceConfig: dict[str, Any] | None = None
     serviceTier: dict[str, Any] | None = None
     additionalModelResponseFieldPaths: list[str] | None = None  # ours are always there
+    toolConfig: bedrock_tools.ToolConfig | None = None
 
     def to_messages(self) -> list[Message]:
         system = "\n".join(block.text for block in self.system or [] if block.text is not None)
         messages = [Message("system", system)] if system else []
         for index, message in enumerate(self.messages):
-            messages.append(Message(message.role, _text(message.content, f"messages.{index}.content")))
+            uses = [b.toolUse for b in message.content if b.toolUse is not None]
+            results = [b.toolResult for b in message.content if b.toolResult is not None]
+            if uses or results:
+                text = "\n".join(b.text for b in message.content if b.text is not None)
+                messages += bedrock_tools.block_messages(message.role, uses, results, text)
+            else:
+                messages.append(Message(message.role, _text(message.content, f"messages.{index}.content")))
         return messages
 
     def query(self, messages: list[Message], lang: str, units: Literal["metric", "imperial"]) -> Query:
@@ -133,6 +144,8 @@ def _text(blocks: list[ContentBlock], where: str) -> str:
 
 
 def _stop_reason(stream: AnswerStream) -> str:
+    if stream.finish_reason == "tool_calls":
+        return "tool_use"
     return stop_reason(stream, end="end_turn", length="max_tokens", stop_sequence="stop_sequence")
 
 
@@ -149,7 +162,10 @@ async def _conversation(request: Request) -> tuple[Persona, Query, int]:
     persona = pick_persona(request)
     settings = server_state(request).settings
     messages = body.to_messages()
-    return persona, body.query(messages, settings.lang, settings.units), anthropic.input_tokens(messages)
+    query = body.query(messages, settings.lang, settings.units)
+    if body.toolConfig is not None:
+        apply_tooling(persona, query, bedrock_tools.tooling(body.toolConfig))
+    return persona, query, anthropic.input_tokens(messages)
 
 
 async def converse(request: Request) -> Response:
@@ -157,8 +173,10 @@ async def converse(request: Request) -> Response:
     started = time.monotonic()
     persona, query, input_tokens = await _conversation(request)
     text, stream = await anthropic.answer_text(request, persona, query)
+    calls = stream.tool_calls
+    content = ([{"text": text}] if text or not calls else []) + bedrock_tools.tool_use_blocks(calls)
     return json_response({
-        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": _stop_reason(stream),
         "usage": _usage(input_tokens, stream.tokens),
         "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
@@ -171,15 +189,37 @@ async def _converse_events(persona: Persona, query: Query, input_tokens: int,
     started = time.monotonic()
     yield eventstream.event("messageStart", {"role": "assistant"})
     stream = persona.stream(query)
+    # Content blocks one after the other: text first (index 0), then each tool use, which opens with its id
+    # and name; the open block closes when the next one starts, and at the end.
+    blocks, text_open = 0, False
+    calls: dict[int, int] = {}  # tool call index -> block index
     try:
         async for words in word_chunks(stream, ping_interval):
-            if words:  # the event stream has no keep-alive message
-                yield b"".join(eventstream.event("contentBlockDelta", {"delta": {"text": word}, "contentBlockIndex": 0})
-                               for word in words)
+            if not words:  # the event stream has no keep-alive message
+                continue
+            frames = []
+            for word in words:
+                if type(word) is ToolCallPiece:
+                    if word.index not in calls:
+                        if blocks:
+                            frames.append(eventstream.event("contentBlockStop", {"contentBlockIndex": blocks - 1}))
+                        calls[word.index], blocks = blocks, blocks + 1
+                        frames.append(eventstream.event("contentBlockStart", {
+                            "start": {"toolUse": {"toolUseId": word.id or f"tooluse_{word.index}", "name": word.name}},
+                            "contentBlockIndex": calls[word.index]}))
+                    if word.arguments:
+                        frames.append(eventstream.event("contentBlockDelta", {
+                            "delta": {"toolUse": {"input": word.arguments}}, "contentBlockIndex": calls[word.index]}))
+                    continue
+                if not text_open:
+                    text_open, blocks = True, blocks + 1
+                frames.append(eventstream.event("contentBlockDelta", {"delta": {"text": word},
+                                                                      "contentBlockIndex": blocks - 1}))
+            yield b"".join(frames)
     except StreamFailure as exc:  # the answer failed mid-way: end with the stream's own error
         yield eventstream.exception("modelStreamErrorException", answer_error(exc).message)
         return
-    yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+    yield eventstream.event("contentBlockStop", {"contentBlockIndex": max(blocks - 1, 0)})
     yield eventstream.event("messageStop", {"stopReason": _stop_reason(stream),
                                             "additionalModelResponseFields": _extra(persona, stream)})
     yield eventstream.event("metadata", {"usage": _usage(input_tokens, stream.tokens),
@@ -213,7 +253,9 @@ async def _invocation(request: Request) -> tuple[Persona, Query, int]:
         raise from_validation_error(exc) from None
     persona = pick_persona(request)
     messages = body.to_messages()
-    return persona, body.query(messages, server_state(request).settings), anthropic.input_tokens(messages)
+    query = body.query(messages, server_state(request).settings)
+    body.apply_tools(persona, query)
+    return persona, query, anthropic.input_tokens(messages)
 
 
 async def invoke(request: Request) -> Response:

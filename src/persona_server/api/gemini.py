@@ -5,8 +5,9 @@ list, under `/v1beta` and `/v1` (the `google-genai` SDK's default version), also
 `generationConfig`'s `maxOutputTokens`, `stopSequences`, `temperature` and `topP` its limits (`candidateCount` 1
 only). The answer is `candidates[0].content.parts[0].text` with `finishReason` `STOP` or `MAX_TOKENS` (Gemini has
 no stop-sequence reason) and `usageMetadata`; `solver` and `sources` are added at the top. A stream is SSE with
-`alt=sse`, else one JSON array written as it grows. What we cannot honour (tools, safety settings, images, JSON
-schemas) is refused with a 400. Errors are `{"error": {"code", "message", "status"}}`.
+`alt=sse`, else one JSON array written as it grows. Function calling and JSON output are in
+api/gemini_tools.py. What we cannot honour (safety settings, images, files) is refused with a 400. Errors are
+`{"error": {"code", "message", "status"}}`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from persona_server.api import gemini_tools as gt
 from persona_server.api.context import json_response, new_id, read_model, server_state
 from persona_server.api.errors import APIError, answer_error, register_error_format
 from persona_server.api.schemas import MAX_STOP_SEQUENCES, StopSequence
 from persona_server.api.streaming import SSE_HEADERS, StreamFailure, sse_event, unless_disconnected, word_chunks
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.text import count_tokens
+from persona_server.tooling import ToolCallPiece, merge_calls
 
 MAX_PARTS = 100
 MAX_PAGE_SIZE = 1000
@@ -78,7 +82,10 @@ class _Body(BaseModel):
 
 
 class Part(_Body):
-    text: str | None = None  # other kinds of part (images, files, function calls) are fields we refuse
+    text: str | None = None  # other kinds of part (images, files) are fields we refuse
+    functionCall: gt.FunctionCall | None = None
+    functionResponse: gt.FunctionResponse | None = None
+    thoughtSignature: str | None = None  # an opaque token the SDK sends back with a model's call
 
 
 class Content(_Body):
@@ -86,9 +93,14 @@ class Content(_Body):
     parts: Annotated[list[Part], Field(max_length=MAX_PARTS)]
 
     def text(self) -> str:
-        if any(part.text is None for part in self.parts):
-            raise APIError(400, "Every part must be a text part.")
+        if any(part.text is None and part.functionCall is None and part.functionResponse is None
+               for part in self.parts):
+            raise APIError(400, "Every part must be a text, functionCall or functionResponse part.")
         return "".join(part.text or "" for part in self.parts)
+
+    @property
+    def calls(self) -> bool:
+        return any(part.functionCall is not None or part.functionResponse is not None for part in self.parts)
 
 
 class GenerationConfig(_Body):
@@ -97,7 +109,9 @@ class GenerationConfig(_Body):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     topP: Annotated[float, Field(ge=0, le=1)] | None = None
     candidateCount: Literal[1] | None = None  # one answer per request
-    responseMimeType: Literal["text/plain"] | None = None  # answers are plain text
+    responseMimeType: Literal["text/plain", "application/json"] | None = None
+    responseSchema: dict[str, Any] | None = None
+    responseJsonSchema: dict[str, Any] | None = None
 
 
 class GenerateRequest(_Body):
@@ -105,11 +119,30 @@ class GenerateRequest(_Body):
     contents: Annotated[list[Content], Field(min_length=1, max_length=MAX_MESSAGES)]
     systemInstruction: Content | None = None
     generationConfig: GenerationConfig | None = None
+    tools: gt.GeminiTools | None = None
+    toolConfig: gt.ToolConfig | None = None
 
     def to_messages(self) -> list[Message]:
         messages = [Message("system", self.systemInstruction.text())] if self.systemInstruction else []
-        messages += [Message("assistant" if c.role == "model" else "user", c.text()) for c in self.contents]
+        pending: list[Any] = []  # the last model turn's calls not yet answered
+        for turn, c in enumerate(self.contents):
+            if c.calls:
+                messages += gt.turn_messages(turn, c.role or "user", c.text(),
+                                             [p.functionCall for p in c.parts if p.functionCall is not None],
+                                             [p.functionResponse for p in c.parts if p.functionResponse is not None],
+                                             pending)
+            else:
+                messages.append(Message("assistant" if c.role == "model" else "user", c.text()))
         return messages
+
+    def apply_tools(self, persona: Persona, query: Query) -> None:
+        config = self.generationConfig
+        if self.tools is not None or self.toolConfig is not None or (config is not None and (
+                config.responseMimeType == gt.JSON_MIME or config.responseSchema is not None
+                or config.responseJsonSchema is not None)):
+            apply_tooling(persona, query, gt.tooling(
+                self.tools, self.toolConfig, config.responseMimeType if config else None,
+                config.responseSchema if config else None, config.responseJsonSchema if config else None))
 
     def query(self, messages: list[Message], request: Request) -> Query:
         settings = server_state(request).settings
@@ -148,8 +181,11 @@ def _usage(prompt_tokens: int, output_tokens: int) -> dict[str, int]:
             "totalTokenCount": prompt_tokens + output_tokens}
 
 
-def _response(persona: Persona, response_id: str, text: str, finish: dict[str, Any] | None = None) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+def _response(persona: Persona, response_id: str, text: str, finish: dict[str, Any] | None = None,
+              calls: list[Any] | None = None) -> dict[str, Any]:
+    parts = [{"text": text}] if text or not calls else []
+    candidate: dict[str, Any] = {"content": {"parts": parts + gt.call_parts(calls or []), "role": "model"},
+                                 "index": 0}
     data: dict[str, Any] = {"candidates": [candidate], "modelVersion": persona.name, "responseId": response_id}
     if finish is not None:
         candidate["finishReason"] = finish.pop("finishReason")
@@ -168,13 +204,20 @@ async def _chunks(persona: Persona, query: Query, prompt_tokens: int,
     finish reason and usage; an `{"error"}` object ends a stream whose answer failed mid-way."""
     response_id = new_id("")[:24]
     stream = persona.stream(query)
+    calls: list[ToolCallPiece] = []  # Gemini sends a call whole: gathered, sent with the last chunk
     try:
         async for words in word_chunks(stream, ping_interval):
-            yield None if words is None else _response(persona, response_id, "".join(words))
+            if words is None:
+                yield None
+                continue
+            calls += [w for w in words if type(w) is ToolCallPiece]  # type: ignore[misc]
+            text = "".join(w for w in words if type(w) is str)  # type: ignore[misc]
+            if text:
+                yield _response(persona, response_id, text)
     except StreamFailure as exc:
         yield error_body(answer_error(exc))
         return
-    yield _response(persona, response_id, "", _finish(stream, prompt_tokens))
+    yield _response(persona, response_id, "", _finish(stream, prompt_tokens), merge_calls(calls) if calls else None)
 
 
 async def _sse(chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
@@ -198,17 +241,20 @@ async def _json_array(chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIter
 async def generate(request: Request, persona: Persona, body: GenerateRequest) -> Response:
     messages = body.to_messages()
     query = body.query(messages, request)
+    body.apply_tools(persona, query)
     stream = persona.stream(query)
     text = await unless_disconnected(request, stream.text())
     prompt_tokens = sum(count_tokens(m.content) for m in messages)
-    return json_response(_response(persona, new_id("")[:24], text, _finish(stream, prompt_tokens)))
+    return json_response(_response(persona, new_id("")[:24], text, _finish(stream, prompt_tokens),
+                                   stream.tool_calls))
 
 
 def stream_generate(request: Request, persona: Persona, body: GenerateRequest) -> Response:
     messages = body.to_messages()
     prompt_tokens = sum(count_tokens(m.content) for m in messages)
-    chunks = _chunks(persona, body.query(messages, request), prompt_tokens,
-                     server_state(request).settings.ping_interval)
+    query = body.query(messages, request)
+    body.apply_tools(persona, query)
+    chunks = _chunks(persona, query, prompt_tokens, server_state(request).settings.ping_interval)
     if request.query_params.get("alt") == "sse":
         return StreamingResponse(_sse(chunks), media_type="text/event-stream", headers=SSE_HEADERS)
     return StreamingResponse(_json_array(chunks), media_type="application/json")

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__, metrics
+from persona_server.api import ollama_tools
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import Lenient, Stop, UserId
@@ -38,6 +39,8 @@ from persona_server.api.streaming import (
     unless_disconnected,
     word_chunks,
 )
+from persona_server.api.tools import ChatTools
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
@@ -46,6 +49,7 @@ from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
 from persona_server.timezones import TimezoneName
+from persona_server.tooling import ToolCallPiece, merge_calls
 
 # The Ollama API version we follow; clients use /api/version to decide which features they may use.
 OLLAMA_VERSION = "0.6.3"
@@ -55,7 +59,7 @@ NEVER = "9999-12-31T23:59:59Z"
 
 
 class _Body(BaseModel):
-    # Fields we do not use (`format`, `keep_alive`, `tools`, `think`, ...) are accepted and ignored.
+    # Fields we do not use (`keep_alive`, `think`, ...) are accepted and ignored.
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
@@ -79,6 +83,8 @@ class Options(_Body):
 class ChatMessage(_Body):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | None = ""
+    tool_calls: list[ollama_tools.OllamaToolCall] | None = None
+    tool_name: str | None = None
 
 
 class _Generation(_Body):
@@ -91,6 +97,7 @@ class _Generation(_Body):
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
+    format: ollama_tools.Format = None  # "json" or a JSON schema (api/ollama_tools.py)
 
     def query(self, messages: list[Message], settings: Settings) -> Query:
         options = self.options or Options()
@@ -109,6 +116,7 @@ class _Generation(_Body):
 
 class ChatRequest(_Generation):
     messages: Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]
+    tools: ChatTools | None = None
 
 
 class GenerateRequest(_Generation):
@@ -174,10 +182,12 @@ class _Answer:
         self.first: int | None = None
         self.stream: AnswerStream = persona.stream(query)
 
-    def chunk(self, text: str, created_at: str) -> dict[str, Any]:
+    def chunk(self, text: str, created_at: str, calls: list[ToolCallPiece] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "created_at": created_at}
         if self.chat:
             out["message"] = {"role": "assistant", "content": text}
+            if calls:
+                out["message"]["tool_calls"] = ollama_tools.tool_calls(merge_calls(calls))
         else:
             out["response"] = text
         out["done"] = False
@@ -189,7 +199,8 @@ class _Answer:
         out = self.chunk(text, now_rfc3339())
         out.update({
             "done": True,
-            "done_reason": self.stream.finish_reason,
+            # Ollama says "stop" for an answer of tool calls too.
+            "done_reason": "stop" if self.stream.finish_reason == "tool_calls" else self.stream.finish_reason,
             "total_duration": ended - self.started,
             "load_duration": 0,
             "prompt_eval_count": self.prompt_tokens,
@@ -206,10 +217,19 @@ class _Answer:
         async for piece in self.stream:
             if self.first is None:
                 self.first = time.perf_counter_ns()
-            parts.append(piece)
+            if type(piece) is str:
+                parts.append(piece)
         return "".join(parts)
 
+    def final_whole(self, text: str) -> dict[str, Any]:
+        out = self.final(text)
+        calls = self.stream.tool_calls
+        if calls and self.chat:
+            out["message"]["tool_calls"] = ollama_tools.tool_calls(calls)
+        return out
+
     async def lines(self, ping_interval: float) -> AsyncIterator[bytes]:
+        calls: list[ToolCallPiece] = []  # Ollama sends a tool call whole: gathered, sent at the end
         async for words in word_chunks(self.stream, ping_interval):
             created_at = now_rfc3339()
             if words is None:
@@ -218,7 +238,10 @@ class _Answer:
                 continue
             if self.first is None:
                 self.first = time.perf_counter_ns()
-            yield b"".join(_line(self.chunk(word, created_at)) for word in words)
+            calls += [word for word in words if type(word) is ToolCallPiece]  # type: ignore[misc]
+            yield b"".join(_line(self.chunk(word, created_at)) for word in words if type(word) is str)
+        if calls:
+            yield _line(self.chunk("", now_rfc3339(), calls))
         yield _line(self.final(""))
 
 
@@ -228,7 +251,7 @@ async def _respond(request: Request, answer: _Answer, stream: bool) -> Response:
         return AnswerStreamingResponse(ending_cleanly(answer.lines(settings.ping_interval), ndjson_error),
                                        media_type=NDJSON)
     text = await unless_disconnected(request, answer.whole())
-    return json_response(answer.final(text))
+    return json_response(answer.final_whole(text))
 
 
 async def _load(request: Request, persona: Persona, started: int, chat: bool) -> Response:
@@ -250,8 +273,13 @@ async def chat(request: Request) -> Response:
     persona = _pick(request, body.model)
     if not body.messages:
         return await _load(request, persona, started, chat=True)
-    messages = [Message(m.role, m.content or "") for m in body.messages]
+    if body.tools is None and not any(m.tool_calls or m.role == "tool" for m in body.messages):
+        messages = [Message(m.role, m.content or "") for m in body.messages]
+    else:
+        messages = ollama_tools.messages(body.messages)
     query = body.query(messages, server_state(request).settings)
+    if body.tools is not None or body.format:
+        apply_tooling(persona, query, ollama_tools.tooling(body.tools, body.format))
     return await _respond(request, _Answer(persona, query, started, chat=True), body.stream is not False)
 
 
@@ -264,6 +292,8 @@ async def generate(request: Request) -> Response:
     messages = [Message("system", body.system)] if body.system else []
     messages.append(Message("user", body.prompt or ""))
     query = body.query(messages, server_state(request).settings)
+    if body.format:
+        apply_tooling(persona, query, ollama_tools.tooling(None, body.format))
     return await _respond(request, _Answer(persona, query, started, chat=False), body.stream is not False)
 
 

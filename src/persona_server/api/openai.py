@@ -30,13 +30,16 @@ from persona_server.api.streaming import (
     unless_disconnected,
     word_chunks,
 )
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.catalog import Catalog
 from persona_server.chain import AnswerStream
 from persona_server.limits import gather_bounded
 from persona_server.persona import Persona
 from persona_server.query import Message, Query
 from persona_server.settings import Settings
+from persona_server.solvers.openai_wire import tool_calls_json
 from persona_server.text import count_tokens
+from persona_server.tooling import ToolCallPiece
 
 OWNER = "persona-server"
 
@@ -85,6 +88,8 @@ async def chat_completions(request: Request) -> Response:
     settings: Settings = server_state(request).settings
     messages = body.to_messages()
     query = body.query(messages, lang=settings.lang, units=settings.units)
+    if body.tools is not None or body.tool_choice is not None or body.response_format is not None:
+        apply_tooling(persona, query, body.tooling())
     prompt_tokens = sum(count_tokens(m.content) for m in messages)
     completion_id = new_id("chatcmpl-")
     created = int(time.time())
@@ -97,7 +102,7 @@ async def chat_completions(request: Request) -> Response:
     choices = [
         {
             "index": index,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": _message(text, stream),
             "logprobs": None,
             "finish_reason": stream.finish_reason,
         }
@@ -114,6 +119,22 @@ async def chat_completions(request: Request) -> Response:
         "system_fingerprint": None,
         **_metadata(first),
     })
+
+
+def _message(text: str, stream: AnswerStream) -> dict[str, Any]:
+    calls = stream.tool_calls
+    if not calls:
+        return {"role": "assistant", "content": text, "refusal": None}
+    # As OpenAI: a message of tool calls has `content: null` unless the model said something too.
+    return {"role": "assistant", "content": text or None, "refusal": None, "tool_calls": tool_calls_json(calls)}
+
+
+def _call_delta(piece: ToolCallPiece) -> dict[str, Any]:
+    """A tool call fragment as OpenAI streams it: the first carries id, type and name, the rest arguments."""
+    if piece.id or piece.name:
+        return {"tool_calls": [{"index": piece.index, "id": piece.id or f"call_{piece.index}", "type": "function",
+                                "function": {"name": piece.name, "arguments": piece.arguments}}]}
+    return {"tool_calls": [{"index": piece.index, "function": {"arguments": piece.arguments}}]}
 
 
 async def _chat_events(persona: Persona, query: Query, body: ChatCompletionRequest, completion_id: str,
@@ -145,7 +166,8 @@ async def _chat_events(persona: Persona, query: Query, body: ChatCompletionReque
                 yield SSE_PING
             else:
                 extra = {"solver": stream.solver}
-                yield b"".join(chunk(index, {"content": word}, extra=extra) for word in words)
+                yield b"".join(chunk(index, {"content": word} if type(word) is str else _call_delta(word),  # type: ignore[arg-type]
+                                     extra=extra) for word in words)
         completion_tokens += stream.tokens
         yield chunk(index, {}, stream.finish_reason, extra=_metadata(stream))
     if include_usage:

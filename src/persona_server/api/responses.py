@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from persona_server.api import responses_tools as rt
 from persona_server.api.context import json_response, new_id, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.openai import pick_persona
@@ -38,6 +39,7 @@ from persona_server.api.streaming import (
     unless_disconnected,
     word_chunks,
 )
+from persona_server.api.tools import apply as apply_tooling
 from persona_server.chain import AnswerStream
 from persona_server.limits import MAX_MESSAGES
 from persona_server.persona import Persona
@@ -45,13 +47,14 @@ from persona_server.query import Message, Query
 from persona_server.settings import Settings
 from persona_server.text import count_tokens
 from persona_server.timezones import TimezoneName
+from persona_server.tooling import ToolCall, ToolCallPiece, merge_calls
 
 _ROLES = ("user", "assistant", "system", "developer")
 _TEXT_PARTS = ("input_text", "output_text", "text")
 
 
 class _Body(BaseModel):
-    # Fields we do not use (`tools`, `reasoning`, `text`, `metadata`, ...) are accepted and ignored.
+    # Fields we do not use (`reasoning`, `include`, ...) are accepted and ignored.
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
@@ -93,6 +96,11 @@ class ResponsesRequest(_Body):
     lang: str | None = None
     units: Literal["metric", "imperial"] | None = None
     timezone: TimezoneName | None = None  # the asker's IANA zone, for the clock
+    # Client tools and the answer's format (api/responses_tools.py).
+    tools: rt.ResponsesTools | None = None
+    tool_choice: rt.ResponsesToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    text: rt.TextOptions | None = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -120,14 +128,31 @@ class ResponsesRequest(_Body):
         if isinstance(self.input, str):
             messages.append(Message("user", self.input))
             return messages
+        calls: list[rt.FunctionCallItem] = []  # consecutive function_call items make one assistant turn
         for index, item in enumerate(self.items()):
+            if item.type in ("function_call", "function_call_output"):
+                tool_item = rt.tool_item(item.type, self.input[index], index)
+                if isinstance(tool_item, rt.FunctionCallItem):
+                    calls.append(tool_item)
+                    continue
+                if calls:
+                    messages.append(rt.call_message(calls))
+                    calls = []
+                messages.append(rt.output_message(tool_item))
+                continue
+            if calls:
+                messages.append(rt.call_message(calls))
+                calls = []
             if item.type != "message":
-                raise APIError(400, f"input items of type '{item.type}' are not supported; send messages",
+                raise APIError(400, f"input items of type '{item.type}' are not supported; send messages, "
+                               "function_call and function_call_output items",
                                param=f"input[{index}].type", code="unsupported_value")
             if item.role not in _ROLES:
                 raise APIError(400, f"'input[{index}].role' must be one of {', '.join(_ROLES)}",
                                param=f"input[{index}].role", code="invalid_value")
             messages.append(Message(item.role, item.text()))
+        if calls:
+            messages.append(rt.call_message(calls))
         if not any(m.role == "user" for m in messages):
             raise APIError(400, "'input' must contain a user message", param="input", code="invalid_value")
         return messages
@@ -173,6 +198,7 @@ class _Response:
         self.persona = persona
         self.body = body
         self.prompt_tokens = prompt_tokens
+        self.asked = rt.echo(body)
 
     def annotations(self, stream: AnswerStream, text: str) -> list[dict[str, Any]]:
         return [{"type": "url_citation", "start_index": 0, "end_index": len(text), "title": s.title, "url": s.url}
@@ -201,16 +227,13 @@ class _Response:
             "max_tool_calls": None,
             "model": self.persona.name,
             "output": output,
-            "parallel_tool_calls": True,
             "previous_response_id": None,
             "reasoning": {"effort": None, "summary": None},
             "service_tier": "default",
             # Nothing is kept after the answer, whatever the request asked.
             "store": False,
             "temperature": body.temperature,
-            "text": {"format": {"type": "text"}},
-            "tool_choice": "auto",
-            "tools": [],
+            **self.asked,
             "top_p": body.top_p,
             "truncation": "disabled",
             "usage": None,
@@ -236,6 +259,13 @@ class _Response:
         part = self.part(text, self.annotations(stream, text))
         return status, part, self.item(status, [part])
 
+    def output(self, stream: AnswerStream, text: str) -> tuple[str, list[dict[str, Any]]]:
+        """A whole answer's status and output items: its message (left out when the answer is only tool
+        calls), then a `function_call` item per call."""
+        status, _, item = self.finished(stream, text)
+        calls = [rt.call_item(call) for call in stream.tool_calls]
+        return status, ([item] if text or not calls else []) + calls
+
 
 async def create_response(request: Request) -> Response:
     body = await _validated(request)
@@ -243,17 +273,24 @@ async def create_response(request: Request) -> Response:
     settings: Settings = server_state(request).settings
     messages = body.messages()
     query = body.query(messages, settings)
+    if body.tools is not None or body.tool_choice is not None or body.text is not None:
+        apply_tooling(persona, query, rt.tooling(body.tools, body.tool_choice, body.parallel_tool_calls, body.text))
     built = _Response(persona, body, sum(count_tokens(m.content) for m in messages))
     if body.stream:
-        events = _events(built, persona.stream(query), settings.ping_interval)
+        events = _events(built, persona.stream(query), settings.ping_interval,
+                         lazy=query.tooling is not None and bool(query.tooling.tools))
         return AnswerStreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
     stream = persona.stream(query)
     text = await unless_disconnected(request, stream.text())
-    status, _, item = built.finished(stream, text)
-    return json_response(built.response(status, [item], stream))
+    status, output = built.output(stream, text)
+    return json_response(built.response(status, output, stream))
 
 
-async def _events(built: _Response, stream: AnswerStream, ping_interval: float) -> AsyncIterator[bytes]:
+async def _events(built: _Response, stream: AnswerStream, ping_interval: float,
+                  lazy: bool = False) -> AsyncIterator[bytes]:
+    """The answer as Responses events. With client tools (`lazy`) the message item opens with the first text,
+    since the answer may be tool calls only; each call is a `function_call` item of its own, opened with its
+    first fragment and closed at the end, as OpenAI streams them."""
     sequence = 0
 
     def event(kind: str, **data: Any) -> bytes:
@@ -262,11 +299,38 @@ async def _events(built: _Response, stream: AnswerStream, ping_interval: float) 
         sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
-    where = {"item_id": built.item_id, "output_index": 0, "content_index": 0}
+    outputs = 0  # output items opened so far
+    message_index: int | None = None
+    calls: dict[int, tuple[int, str, list[ToolCallPiece]]] = {}  # call index -> output index, item id, pieces
+
+    def open_message() -> bytes:
+        nonlocal outputs, message_index
+        message_index, outputs = outputs, outputs + 1
+        where = {"item_id": built.item_id, "output_index": message_index, "content_index": 0}
+        return (event("response.output_item.added", output_index=message_index, item=built.item("in_progress", []))
+                + event("response.content_part.added", **where, part=built.part("", [])))
+
+    def call_events(piece: ToolCallPiece) -> bytes:
+        nonlocal outputs
+        out = b""
+        if piece.index not in calls:
+            calls[piece.index] = (outputs, new_id("fc_"), [])
+            outputs += 1
+            index, item_id, _ = calls[piece.index]
+            started = merge_calls([piece])[0]
+            item = rt.call_item(ToolCall(started.id, started.name, ""), "in_progress", item_id)
+            out += event("response.output_item.added", output_index=index, item=item)
+        index, item_id, pieces = calls[piece.index]
+        pieces.append(piece)
+        if piece.arguments:
+            out += event("response.function_call_arguments.delta", item_id=item_id, output_index=index,
+                         delta=piece.arguments)
+        return out
+
     yield event("response.created", response=built.response("in_progress", []))
     yield event("response.in_progress", response=built.response("in_progress", []))
-    yield event("response.output_item.added", output_index=0, item=built.item("in_progress", []))
-    yield event("response.content_part.added", **where, part=built.part("", []))
+    if not lazy:
+        yield open_message()
     parts: list[str] = []
     chunks = word_chunks(stream, ping_interval)
     try:
@@ -274,8 +338,17 @@ async def _events(built: _Response, stream: AnswerStream, ping_interval: float) 
             if words is None:
                 yield SSE_PING
                 continue
-            parts.extend(words)
-            yield b"".join(event("response.output_text.delta", **where, delta=word, logprobs=[]) for word in words)
+            out = b""
+            for word in words:
+                if type(word) is ToolCallPiece:
+                    out += call_events(word)  # type: ignore[arg-type]
+                    continue
+                if message_index is None:
+                    out += open_message()
+                parts.append(word)  # type: ignore[arg-type]
+                out += event("response.output_text.delta", item_id=built.item_id, output_index=message_index,
+                             content_index=0, delta=word, logprobs=[])
+            yield out
     except StreamFailure as exc:
         # What was sent stays in the output, marked incomplete; the client's stream helper raises on a failed
         # response (it never sees response.completed).
@@ -285,12 +358,26 @@ async def _events(built: _Response, stream: AnswerStream, ping_interval: float) 
     finally:
         await chunks.aclose()
     text = "".join(parts)
+    if message_index is None and not calls:
+        yield open_message()
     status, part, item = built.finished(stream, text)
-    yield event("response.output_text.done", **where, text=text, logprobs=[])
-    yield event("response.content_part.done", **where, part=part)
-    yield event("response.output_item.done", output_index=0, item=item)
+    output: list[tuple[int, dict[str, Any]]] = []
+    if message_index is not None:
+        where = {"item_id": built.item_id, "output_index": message_index, "content_index": 0}
+        yield event("response.output_text.done", **where, text=text, logprobs=[])
+        yield event("response.content_part.done", **where, part=part)
+        yield event("response.output_item.done", output_index=message_index, item=item)
+        output.append((message_index, item))
+    for index, item_id, pieces in calls.values():
+        call = merge_calls(pieces)[0]
+        yield event("response.function_call_arguments.done", item_id=item_id, output_index=index,
+                    name=call.name, arguments=call.arguments)
+        done = rt.call_item(call, "completed", item_id)
+        yield event("response.output_item.done", output_index=index, item=done)
+        output.append((index, done))
     final = "response.completed" if status == "completed" else "response.incomplete"
-    yield event(final, response=built.response(status, [item], stream))
+    yield event(final, response=built.response(status, [item for _, item in sorted(output, key=lambda o: o[0])],
+                                               stream))
 
 
 async def retrieve_response(request: Request) -> Response:

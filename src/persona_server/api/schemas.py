@@ -1,6 +1,6 @@
 """Request bodies of the OpenAI-compatible routes, validated strictly: a wrong type is a 400, not a guess.
 
-Fields we do not use (`presence_penalty`, `tools`, ...) are accepted and ignored, as OpenAI's own clients send
+Fields we do not use (`presence_penalty`, `logit_bias`, ...) are accepted and ignored, as OpenAI's own clients send
 them routinely. What OpenAI accepts is accepted: `null` for any optional field (it means the default), and an
 integral float (`4.0`) where an integer is meant; `4.5` there is a 400.
 """
@@ -13,9 +13,18 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic_core import PydanticUseDefault
 
 from persona_server.api.errors import APIError
+from persona_server.api.tools import (
+    ChatTools,
+    MessageToolCall,
+    ResponseFormat,
+    ToolChoice,
+    chat_tooling,
+    message_calls,
+)
 from persona_server.limits import MAX_CHOICES, MAX_ID_CHARS, MAX_MESSAGES, MAX_N, MAX_STOP, MAX_STOP_CHARS, refuse
-from persona_server.query import Message, Query
+from persona_server.query import Message, Query, ToolTurn
 from persona_server.timezones import TimezoneName
+from persona_server.tooling import Tooling
 
 
 def _lenient(value: Any) -> Any:
@@ -46,6 +55,8 @@ class ChatMessage(_Request):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -111,12 +122,23 @@ class _Generation(_Request):
 class ChatCompletionRequest(_Generation):
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=MAX_MESSAGES)]
     max_completion_tokens: PositiveInt | None = None
+    # Client tools and the answer's format (api/tools.py).
+    tools: ChatTools | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
     def to_messages(self) -> list[Message]:
-        return [Message(m.role if m.role != "function" else "tool", m.text()) for m in self.messages]
+        return [Message(m.role if m.role != "function" else "tool", m.text())
+                if m.tool_calls is None and m.tool_call_id is None
+                else ToolTurn(m.role, m.text(), message_calls(m.tool_calls), m.tool_call_id)
+                for m in self.messages]
+
+    def tooling(self) -> Tooling | None:
+        return chat_tooling(self.tools, self.tool_choice, self.parallel_tool_calls, self.response_format)
 
 
 class CompletionRequest(_Generation):

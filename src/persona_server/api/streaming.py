@@ -21,6 +21,7 @@ from persona_server.api.errors import APIError, answer_error, openai_error_body
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.deadlines import Deadline
 from persona_server.text import split_pieces
+from persona_server.tooling import ToolCallPiece
 
 T = TypeVar("T")
 
@@ -133,14 +134,21 @@ async def _close(pending: asyncio.Future[Any] | None, iterator: AsyncIterator[An
         await aclose()
 
 
-async def word_chunks(answer: AsyncIterator[str], interval: float) -> AsyncIterator[list[str] | None]:
+async def word_chunks(answer: AsyncIterator[str | ToolCallPiece],
+                      interval: float) -> AsyncIterator[list[str | ToolCallPiece] | None]:
     """An answer's pieces split into word-sized chunks, or None when `interval` passes without one (time for a
     keep-alive). A whole answer of a non-streaming solver thus goes out at once, word by word, as an LLM's
-    tokens would; an LLM's tokens pass as they are."""
+    tokens would; an LLM's tokens pass as they are, and so do tool calls (which only requests offering tools
+    get, from protocols that render them)."""
     pieces = with_pings(answer, interval)
     try:
         async for piece in pieces:
-            yield None if piece is None else split_pieces(piece)
+            if piece is None:
+                yield None
+            elif type(piece) is str:
+                yield split_pieces(piece)  # type: ignore[misc]
+            else:
+                yield [piece]
     finally:
         await pieces.aclose()
 

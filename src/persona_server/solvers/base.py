@@ -17,6 +17,7 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.query import Answer, Query, Source
+from persona_server.tooling import ToolCallPiece
 
 if TYPE_CHECKING:
     import httpx
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Piece = str | Source
-"""What a solver's stream yields: text, or the source of the text."""
+Piece = str | Source | ToolCallPiece
+"""What a solver's stream yields: text, the source of the text, or (a fragment of) a call of a client's tool."""
 
 
 def whole_answer_pieces(result: str | Answer | None) -> list[Piece]:
@@ -36,6 +37,9 @@ def whole_answer_pieces(result: str | Answer | None) -> list[Piece]:
     if result is None:
         return []
     if isinstance(result, Answer):
+        if result.tool_calls:
+            calls = [ToolCallPiece(i, c.id, c.name, c.arguments) for i, c in enumerate(result.tool_calls)]
+            return [*result.sources, *calls, result.text]
         return [*result.sources, result.text]
     return [result]
 
@@ -106,6 +110,9 @@ class Solver:
     speculative: ClassVar[bool] = False
     # Answers every question (the failure solver): a chain without one may find no answer.
     always_answers: ClassVar[bool] = False
+    # What the solver can honour of a request's tooling (persona_server.tooling): "tools" (call the client's
+    # tools), "json" (answer in JSON). A request that requires one is not given to solvers without it.
+    supports: ClassVar[frozenset[str]] = frozenset()
     default_timeout: ClassVar[float] = 10.0
     # Generous: a rule-based answer takes milliseconds; LLMs set their own (minutes), look-ups a short one.
     default_deadline: ClassVar[float] = 30.0

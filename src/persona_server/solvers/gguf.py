@@ -14,6 +14,10 @@ Generation is blocking C++: it runs in a worker thread and hands each token to t
 queue as it is produced. Closing the stream (a client gone, the chain's timeout) tells the generator to stop
 at its next token. Note: llama.cpp's server object also opens an HTTP listener on a random loopback port; we
 lock it with a random API key that nothing ever learns, and talk to the model in-process only.
+
+JSON answers: a request for `json_object` or `json_schema` is passed to llama.cpp as its `response_format`,
+which constrains sampling with a grammar (JSON, or one built from the schema), so the model can only write
+JSON. The solver declares "json" only: it cannot call a client's tools.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from pydantic import Field
 from persona_server.query import Query
 from persona_server.solvers import grounding
 from persona_server.solvers.base import Piece, Solver, SolverContext, SolverOptions
+from persona_server.solvers.openai_wire import response_format_json
+from persona_server.tooling import JSON
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ class GGUFSolver(Solver):
     description = "Answers with a small local language model (GGUF, offline)."
     chat = True
     speculative = False  # it keeps a CPU busy for seconds
+    supports = frozenset({JSON})  # llama.cpp's grammar-constrained JSON
     default_timeout = 30.0
     default_deadline = 120.0
     Options = GGUFOptions
@@ -160,6 +167,9 @@ class GGUFSolver(Solver):
             request["top_p"] = top_p
         if query.stop:
             request["stop"] = query.stop
+        output = query.tooling.output if query.tooling is not None else None
+        if output is not None and output.is_json:
+            request["response_format"] = response_format_json(output)
         async for text in self._generate(request):
             yield text
 

@@ -13,6 +13,7 @@ itself, directly or through others, is refused instead of recursing forever.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from persona_server import secrets
 from persona_server.query import Message, Query, Source
 from persona_server.solvers import registry
 from persona_server.solvers.base import Solver, SolverContext
+from persona_server.solvers.openai_wire import tool_calls_json
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,9 @@ def _warn(context: SolverContext, owner: str, ref: SolverRef, problem: str) -> N
 async def ask(helper: Helper, query: Query, *, limit: float | None = None) -> Result | None:
     """One helper's whole answer within its timeout, or None (no answer, an error, too slow)."""
     solver = helper.solver
+    if query.tooling is not None:
+        # A helper's answer feeds another solver, not the client: the client's tools and format are not for it.
+        query = dataclasses.replace(query, tooling=None)
     if not solver.chat:
         query = query.for_question_solver()
     limit = limit if limit is not None else solver.timeout
@@ -166,7 +171,8 @@ def grounding_text(results: Sequence[Result]) -> str:
     return GROUNDING_INSTRUCTION + "\n\nReference information:\n" + "\n\n".join(blocks)
 
 
-def chat_messages(query: Query, system_prompt: str | None, extra_system: str | None = None) -> list[dict[str, Any]]:
+def chat_messages(query: Query, system_prompt: str | None, extra_system: str | None = None, *,
+                  tool_turns: bool = False) -> list[dict[str, Any]]:
     """The OpenAI `messages` for a query, with one leading system message.
 
     The rule: the persona's system prompt comes first, then the client's system (and developer) messages, in
@@ -174,8 +180,8 @@ def chat_messages(query: Query, system_prompt: str | None, extra_system: str | N
     because many chat templates (Mistral, Gemma, several in llama.cpp and Ollama) reject or silently drop a
     second system message or one that is not first; the persona's prompt leads so it sets the identity, and
     the client's instructions, read after it, can refine it. The rest of the history (user and assistant
-    turns) follows unchanged; the client's own tool messages are not forwarded (their tool calls are not
-    ours to answer).
+    turns) follows unchanged. With `tool_turns` (an upstream that takes OpenAI tools) the client's tool calls
+    and tool results go along too; otherwise tool messages are left out (many chat templates refuse them).
     """
     system_parts = [system_prompt.strip()] if system_prompt and system_prompt.strip() else []
     turns: list[dict[str, Any]] = []
@@ -184,7 +190,13 @@ def chat_messages(query: Query, system_prompt: str | None, extra_system: str | N
             if message.content.strip():
                 system_parts.append(message.content.strip())
         elif message.role in ("user", "assistant"):
-            turns.append({"role": message.role, "content": message.content})
+            turn: dict[str, Any] = {"role": message.role, "content": message.content}
+            if tool_turns and message.tool_calls:
+                turn["content"] = message.content or None
+                turn["tool_calls"] = tool_calls_json(message.tool_calls)
+            turns.append(turn)
+        elif tool_turns and message.role == "tool" and message.tool_call_id is not None:
+            turns.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content})
     if extra_system:
         system_parts.append(extra_system)
     head = [{"role": "system", "content": "\n\n".join(system_parts)}] if system_parts else []

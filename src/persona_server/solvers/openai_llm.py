@@ -26,6 +26,14 @@ instead of running them up front) gives an upstream that supports OpenAI tools o
 (`search_wikipedia(query)`, ...); its tool calls are answered by those solvers, for at most `max_tool_rounds`
 rounds, after which the model must answer without tools. An upstream that refuses tools (HTTP 400 to a request
 carrying them) is asked again without them.
+
+Client tools and formats (persona_server.tooling): the client's `tools`, `tool_choice`, `parallel_tool_calls`
+and `response_format`, and the tool calls and tool results in its history, go upstream as OpenAI spells them;
+the upstream's calls of the client's tools come back as tool-call pieces, streamed fragment by fragment as they
+arrive, and end the answer (the client runs them). Beside `tool_solvers` they are offered together; the persona's
+are run here, and a client tool with the name of one of the persona's is not offered (the persona's wins).
+When a round calls both, the client's calls are returned and the persona's of that round are dropped: their
+results could not reach the model before the client's do.
 """
 
 from __future__ import annotations
@@ -33,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -44,6 +51,19 @@ from persona_server import cleanup, secrets
 from persona_server.query import Query, Source
 from persona_server.solvers import grounding
 from persona_server.solvers.base import Piece, Solver, SolverContext, SolverOptions
+from persona_server.solvers.openai_wire import (
+    CallSlot,
+    Turn,
+    UpstreamError,
+    delta,
+    response_format_json,
+    sse_events,
+    status_message,
+    tool_choice_json,
+    tools_json,
+    whole,
+)
+from persona_server.tooling import JSON, TOOLS, ToolCallPiece, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,36 +85,13 @@ class OpenAIOptions(SolverOptions):
     connect_timeout: float = Field(default=5.0, gt=0)
 
 
-class UpstreamError(Exception):
-    """The upstream could not give an answer; the message is safe to log (no key, no request body)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(slots=True)
-class ToolCall:
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclass(slots=True)
-class Turn:
-    """What one upstream round produced besides the streamed text."""
-
-    text: list[str] = field(default_factory=list)
-    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
-    finished: bool = False  # the upstream said why it stopped (finish_reason): the stream was not cut off
-
-
 class OpenAISolver(Solver):
     name = "ovos-solver-openai-plugin"
     aliases = ("ovos-solver-openai-persona-plugin", "openai")
     description = "Answers with any OpenAI-compatible chat model, optionally grounded on other solvers."
     chat = True
     speculative = False  # every call costs money or GPU time
+    supports = frozenset({TOOLS, JSON})  # what the upstream is asked for: it is trusted to honour them
     default_timeout = 30.0
     default_deadline = 120.0
     Options = OpenAIOptions
@@ -158,29 +155,44 @@ class OpenAISolver(Solver):
         extra, sources = await grounding.ground(self._context_helpers, query)
         for source in sources:
             yield source
-        messages = grounding.chat_messages(query, self.system_prompt, extra)
+        messages = grounding.chat_messages(query, self.system_prompt, extra, tool_turns=True)
         tools = dict(self._tools)
+        tooling = query.tooling
+        # The persona's tool wins a name clash: the client's is not offered.
+        client_tools = [t for t in tooling.tools if t.name not in tools] if tooling is not None else []
         rounds = 0
         while True:
             offer = bool(tools) and rounds < self.options.max_tool_rounds
-            body = self._body(query, messages, tools if offer else None)
+            body = self._body(query, messages, tools if offer else None, client_tools)
             turn = Turn()
+            relayed: dict[int, int] = {}  # upstream call index -> the client's
             try:
-                async for text in self._request(body, turn):
-                    yield text
+                async for piece in self._request(body, turn):
+                    if type(piece) is str:
+                        yield piece
+                        continue
+                    assert isinstance(piece, ToolCallPiece)
+                    call = turn.tool_calls[piece.index]
+                    if call.name in self._tools:
+                        continue  # the persona's own: run below, once whole
+                    index = relayed.setdefault(piece.index, len(relayed))
+                    yield ToolCallPiece(index, piece.id, piece.name, piece.arguments)
             except UpstreamError as exc:
-                if offer and exc.status == 400 and not turn.text:
+                if exc.status == 400 and not turn.text and not relayed and (offer or client_tools):
+                    if offer:
+                        tools = {}
+                    elif tooling is not None and not tooling.requires_call:
+                        client_tools = []
+                    else:
+                        raise
                     log.info("persona %r: the upstream refused tools (%s); asking without them",
                              self.context.persona, exc)
-                    tools = {}
                     continue
                 raise
-            if not (offer and turn.tool_calls):
-                return
+            if relayed or not (offer and turn.tool_calls):
+                return  # the client runs its tools; or the answer is complete
             rounds += 1
             calls = [turn.tool_calls[i] for i in sorted(turn.tool_calls)]
-            for index, call in enumerate(calls):
-                call.id = call.id or f"call_{rounds}_{index}"
             messages.append({
                 "role": "assistant",
                 "content": "".join(turn.text) or None,
@@ -195,8 +207,8 @@ class OpenAISolver(Solver):
                     yield source
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
 
-    def _body(self, query: Query, messages: list[dict[str, Any]],
-              tools: dict[str, grounding.Helper] | None) -> dict[str, Any]:
+    def _body(self, query: Query, messages: list[dict[str, Any]], tools: dict[str, grounding.Helper] | None,
+              client_tools: list[ToolSpec]) -> dict[str, Any]:
         o = self.options
         body: dict[str, Any] = {"model": o.model, "messages": messages, "stream": True}
         # The request's own preferences win over the persona's defaults.
@@ -208,11 +220,21 @@ class OpenAISolver(Solver):
         ):
             if value is not None:
                 body[key] = value
-        if tools:
-            body["tools"] = [grounding.tool_spec(name, helper) for name, helper in tools.items()]
+        specs = [grounding.tool_spec(name, helper) for name, helper in tools.items()] if tools else []
+        specs += tools_json(client_tools)
+        if specs:
+            body["tools"] = specs
+        tooling = query.tooling
+        if tooling is not None:
+            if client_tools:
+                body["tool_choice"] = tool_choice_json(tooling)
+                if tooling.parallel_tool_calls is not None:
+                    body["parallel_tool_calls"] = tooling.parallel_tool_calls
+            if tooling.output is not None:
+                body["response_format"] = response_format_json(tooling.output)
         return body
 
-    async def _run_tool(self, call: ToolCall, tools: dict[str, grounding.Helper],
+    async def _run_tool(self, call: CallSlot, tools: dict[str, grounding.Helper],
                         query: Query) -> tuple[str, list[Source]]:
         helper = tools.get(call.name)
         if helper is None:
@@ -224,8 +246,9 @@ class OpenAISolver(Solver):
 
     # -- one upstream request -----------------------------------------------------------------------------
 
-    async def _request(self, body: dict[str, Any], turn: Turn) -> AsyncIterator[str]:
-        """POST one chat request and yield the answer's text deltas as they arrive; tool calls go to `turn`."""
+    async def _request(self, body: dict[str, Any], turn: Turn) -> AsyncIterator[str | ToolCallPiece]:
+        """POST one chat request and yield the answer's text deltas and tool-call fragments as they arrive;
+        `turn` gathers them whole."""
         headers = {"Accept": "text/event-stream"}
         if self.options.key:
             headers["Authorization"] = f"Bearer {self.options.key}"
@@ -241,22 +264,22 @@ class OpenAISolver(Solver):
             try:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise UpstreamError(self._status_message(response), status=response.status_code)
+                    raise UpstreamError(status_message(response, self.options.key), status=response.status_code)
                 if response.headers.get("content-type", "").startswith("application/json"):
                     # An upstream that ignores `stream` answers with one JSON object.
                     await response.aread()
-                    text = self._whole(response.content, turn)
-                    if text:
-                        turn.text.append(text)
-                        yield text
+                    for piece in whole(response.content, turn):
+                        if type(piece) is str:
+                            turn.text.append(piece)
+                        yield piece
                     return
-                async for data in _sse_events(response):
+                async for data in sse_events(response):
                     if data == "[DONE]":
                         return
-                    text = self._delta(data, turn)
-                    if text:
-                        turn.text.append(text)
-                        yield text
+                    for piece in delta(data, turn, self.options.key):
+                        if type(piece) is str:
+                            turn.text.append(piece)
+                        yield piece
                 # A stream that ends with neither `[DONE]` nor a finish_reason was cut off: not a whole answer.
                 if not turn.finished:
                     raise UpstreamError("the upstream's answer ended before it was finished")
@@ -270,72 +293,3 @@ class OpenAISolver(Solver):
             if turn.text:
                 raise UpstreamError(f"the upstream connection broke mid-answer: {type(exc).__name__}") from None
             raise UpstreamError(f"cannot reach the upstream: {type(exc).__name__}") from None
-
-    def _status_message(self, response: httpx.Response) -> str:
-        detail = ""
-        try:
-            payload = orjson.loads(response.content)
-            error = payload.get("error", payload) if isinstance(payload, dict) else payload
-            detail = error.get("message", "") if isinstance(error, dict) else str(error)
-        except (orjson.JSONDecodeError, AttributeError):
-            detail = response.text
-        return self._safe(f"the upstream answered HTTP {response.status_code}: {str(detail)[:200]}")
-
-    def _safe(self, text: str) -> str:
-        """Upstreams echo keys back in their errors ("Incorrect API key provided: sk-..."): mask them."""
-        if self.options.key:
-            text = text.replace(self.options.key, "***")
-        return secrets.redact(text)
-
-    def _delta(self, data: str, turn: Turn) -> str:
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError("the upstream sent a malformed event (not JSON)") from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError("the upstream sent a malformed event")
-        if chunk.get("error"):
-            error = chunk["error"]
-            message = error.get("message", "") if isinstance(error, dict) else str(error)
-            raise UpstreamError(self._safe(f"the upstream reported an error: {message[:200]}"))
-        choices = chunk.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            return ""  # usage chunks, keep-alives
-        if choices[0].get("finish_reason"):
-            turn.finished = True
-        delta = choices[0].get("delta") or {}
-        for call in delta.get("tool_calls") or []:
-            slot = turn.tool_calls.setdefault(call.get("index", len(turn.tool_calls)), ToolCall())
-            function = call.get("function") or {}
-            slot.id = call.get("id") or slot.id
-            slot.name += function.get("name") or ""
-            slot.arguments += function.get("arguments") or ""
-        content = delta.get("content")
-        return content if isinstance(content, str) else ""
-
-    def _whole(self, raw: bytes, turn: Turn) -> str:
-        try:
-            payload = orjson.loads(raw)
-            message = payload["choices"][0]["message"]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise UpstreamError("the upstream sent a malformed answer") from None
-        for index, call in enumerate(message.get("tool_calls") or []):
-            function = call.get("function") or {}
-            turn.tool_calls[index] = ToolCall(call.get("id", ""), function.get("name", ""),
-                                              function.get("arguments", "") or "")
-        content = message.get("content")
-        return content if isinstance(content, str) else ""
-
-
-async def _sse_events(response: httpx.Response) -> AsyncIterator[str]:
-    """The payload of each `data:` line, as soon as the line is complete.
-
-    Chat-completion streams put one JSON object on each data line; taking each line as an event (rather than
-    waiting for the blank line that ends an SSE event) also copes with servers that leave the blank lines out.
-    """
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # blank separators, `: ping` comments, `event:` names
-        payload = line[5:].strip()
-        if payload:
-            yield payload
