@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import socket
 import threading
 import time
@@ -55,6 +56,8 @@ class Reply:
     drop_after: int | None = None  # stream this many tokens, then drop the connection mid-body
     unfinished: bool = False  # end the stream cleanly after the tokens, but with no finish_reason and no [DONE]
     forever: bool = False  # repeat the tokens without end (an upstream that never stops)
+    # Answer with the request's tool results (what a model does with a fact a tool looked up), after the tokens.
+    echo_tool_results: bool = False
 
 
 @dataclass
@@ -134,6 +137,9 @@ class Upstream:
         record = Recorded(request.url.path, body, dict(request.headers), time.monotonic())
         self.requests.append(record)
         reply = self._next(str(body.get("model", "")))
+        if reply.echo_tool_results:
+            results = [str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "tool"]
+            reply = dataclasses.replace(reply, tokens=[*reply.tokens, " ".join(results)])
         if reply.status >= 400:
             return JSONResponse({"error": {"message": reply.error, "type": "server_error", "param": None,
                                            "code": None}}, status_code=reply.status)

@@ -202,6 +202,7 @@ NAMED_TOOLS: dict[str, tuple[str, str]] = {
     "persona-solver-math": ("calculate", "the arithmetic question or expression, e.g. '15% of 80' or '(3+4)*2'"),
     "persona-solver-units": ("convert_units", "the conversion, e.g. '30 celsius to fahrenheit' or '5 miles in km'"),
     "persona-solver-clock": ("current_time", "the question, e.g. 'what time is it in Tokyo' or 'what day is it'"),
+    "ovos-solver-wordnet-plugin": ("define_word", "the word or short phrase to define, e.g. 'lighthouse'"),
 }
 
 

@@ -1,0 +1,120 @@
+"""Toolboxes: an LLM persona calls the tools of MCP servers (stdio and streamable HTTP) in its tool loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from persona_server.query import Query
+from tests.llm.upstream import Reply, Upstream
+
+from .conftest import HttpToolbox, events, stdio_toolbox
+
+OPENAI = "ovos-solver-openai-plugin"
+FAILURE = "ovos-solver-failure-plugin"
+FACT = "left the Tilburg depot on 3 March and arrives on Friday"
+
+
+def llm_persona(upstream: Upstream, toolboxes: Any, **config: Any) -> dict[str, Any]:
+    block = {"api_url": upstream.base_url, "model": "scripted-model", "timeout": 10, "toolboxes": toolboxes,
+             **config}
+    return {"name": "orders", "solvers": [OPENAI, FAILURE], OPENAI: block, FAILURE: {"answers": ["fallback"]}}
+
+
+def ask_order(tool: str = "lookup_order", order: str = "A17") -> tuple[Reply, Reply]:
+    """The upstream calls a tool, then answers with what the tool said."""
+    return (Reply(tool_calls=[(tool, orjson.dumps({"order_id": order}).decode())]),
+            Reply(tokens=["Here is what I found: "], echo_tool_results=True))
+
+
+def tool_messages(upstream: Upstream) -> list[dict[str, Any]]:
+    return [m for m in upstream.requests[-1].body["messages"] if m["role"] == "tool"]
+
+
+async def test_a_stdio_toolbox_tool_is_called_and_its_result_used(upstream: Upstream, make_persona: Any,
+                                                                   tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    upstream.script(*ask_order())
+    persona = await make_persona(llm_persona(upstream, {"orders": stdio_toolbox(log)}))
+    answer = await persona.answer(Query.from_text("Where is my order A17?"))
+    assert answer.solver == OPENAI
+    assert FACT in answer.text and "A17" in answer.text
+    assert {"call": "lookup_order", "order_id": "A17"} in events(log)  # the tool itself got the call
+    offered = upstream.requests[0].body["tools"]
+    lookup = next(t["function"] for t in offered if t["function"]["name"] == "lookup_order")
+    assert "Look up an order" in lookup["description"]
+    assert lookup["parameters"]["properties"]["order_id"]["type"] == "string"
+    assert lookup["parameters"]["required"] == ["order_id"]
+    assert FACT in tool_messages(upstream)[0]["content"]
+
+
+async def test_an_http_toolbox_in_the_list_form(upstream: Upstream, make_persona: Any,
+                                                 http_toolbox: HttpToolbox) -> None:
+    upstream.script(*ask_order(order="B9"))
+    persona = await make_persona(llm_persona(upstream, [{"name": "orders", "url": http_toolbox.url}]))
+    answer = await persona.answer(Query.from_text("Where is my order B9?"))
+    assert FACT in answer.text and "B9" in answer.text
+    assert {"call": "lookup_order", "order_id": "B9"} in events(http_toolbox.log)
+
+
+async def test_a_tool_that_raises_comes_back_to_the_model_as_an_error(upstream: Upstream, make_persona: Any,
+                                                                      http_toolbox: HttpToolbox) -> None:
+    upstream.script(*ask_order("cancel_order"))
+    persona = await make_persona(llm_persona(upstream, {"orders": {"url": http_toolbox.url}}))
+    answer = await persona.answer(Query.from_text("Cancel order A17"))
+    assert answer.solver == OPENAI
+    (result,) = tool_messages(upstream)
+    assert result["content"].startswith("Error")
+    assert "read-only" in result["content"]
+    assert "read-only" in answer.text  # the model read the error and answered anyway
+
+
+async def test_a_tool_that_hangs_times_out_and_the_persona_still_answers(upstream: Upstream, make_persona: Any,
+                                                                         http_toolbox: HttpToolbox) -> None:
+    upstream.script(*ask_order("track_parcel"))
+    persona = await make_persona(llm_persona(upstream, {"orders": {"url": http_toolbox.url}}, tool_timeout=1))
+    began = time.monotonic()
+    answer = await persona.answer(Query.from_text("Track order A17"))
+    assert time.monotonic() - began < 8
+    assert answer.solver == OPENAI
+    (result,) = tool_messages(upstream)
+    assert result["content"].startswith("Error:")
+    assert "1 s" in result["content"]
+
+
+async def test_a_toolbox_that_cannot_start_is_left_out(upstream: Upstream, make_persona: Any,
+                                                       caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    secret = "orders-secret-4417"
+    upstream.script(Reply(tokens=["No tools needed."]))
+    boxes = {"broken": {"command": str(tmp_path / "no-such-program"), "env": {"ORDERS_TOKEN": secret}},
+             "orders": stdio_toolbox(tmp_path / "events.jsonl", env={"ORDERS_TOKEN": secret})}
+    with caplog.at_level(logging.INFO):
+        persona = await make_persona(llm_persona(upstream, boxes))
+        answer = await persona.answer(Query.from_text("hello"))
+    assert answer.text == "No tools needed."
+    assert [t["function"]["name"] for t in upstream.requests[0].body["tools"]] == [
+        "lookup_order", "cancel_order", "track_parcel", "search_fixed_a"]
+    assert "toolbox 'broken' (stdio: no-such-program) cannot start" in caplog.text
+    assert secret not in caplog.text
+    assert events(tmp_path / "events.jsonl")[0]["token"] == secret  # the env did reach the server
+
+
+@pytest.mark.usefixtures("test_solvers")
+async def test_persona_tool_names_stay_unique(upstream: Upstream, make_persona: Any, tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    upstream.script(Reply(tool_calls=[("orders_search_fixed_a", '{"query": "q1"}'),
+                                      ("search_fixed_a", '{"query": "q2"}')]),
+                    Reply(echo_tool_results=True))
+    data = llm_persona(upstream, {"orders": stdio_toolbox(log)}, tool_solvers=["fixed-a"]) | {
+        "fixed-a": {"text": "the solver's answer"}}
+    persona = await make_persona(data)
+    answer = await persona.answer(Query.from_text("q"))
+    names = [t["function"]["name"] for t in upstream.requests[0].body["tools"]]
+    assert names == ["search_fixed_a", "lookup_order", "cancel_order", "track_parcel", "orders_search_fixed_a"]
+    assert "the toolbox's answer to q1" in answer.text and "the solver's answer" in answer.text
+    assert {"call": "search_fixed_a", "query": "q1"} in events(log)
