@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 import time
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persona_server import metrics
@@ -94,16 +96,26 @@ def _bearer_token(authorization: bytes) -> bytes:
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
+    mcp = None
+    if settings.mcp:
+        from persona_server.api.mcp_server import McpEndpoint
+
+        mcp = McpEndpoint(catalog, settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await catalog.start()  # solvers load in the background: the server listens at once
         try:
-            yield
+            # The MCP sessions end before the personas they use are closed.
+            async with mcp.lifespan() if mcp is not None else contextlib.nullcontext():
+                yield
         finally:
             await catalog.close()
             metrics.process_exit()
 
     routes = all_routes()
+    if mcp is not None:
+        routes = [*routes, Route("/mcp", mcp.app, methods=["GET", "POST", "DELETE"])]
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -23,7 +23,7 @@ from persona_server.settings import DEFAULT_PORT, Settings
 
 log = logging.getLogger("persona_server")
 
-COMMANDS = ("serve", "ask", "chat", "validate", "solvers")
+COMMANDS = ("serve", "ask", "chat", "validate", "solvers", "mcp")
 SETTINGS_ENV = "PERSONA_SERVER_SETTINGS"
 
 
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME", help="answer requests for Host NAME while bound to loopback (repeatable; "
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    serve.add_argument("--mcp", action="store_true", default=_env_flag("MCP"),
+                       help="also serve the personas as MCP tools at /mcp (streamable HTTP; env PERSONA_SERVER_MCP)")
     _limit_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
@@ -85,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
 
     sub.add_parser("solvers", help="list the solver names this installation knows")
+
+    mcp = sub.add_parser("mcp", help="speak MCP over stdio: an ask_<persona> tool per persona, and their look-ups")
+    _persona_args(mcp)
+    mcp.add_argument("--personas", "--personas-dir", dest="personas", action="append", default=[], metavar="DIR",
+                     help="also every *.json persona in DIR (repeatable)")
+    mcp.add_argument("--default-persona", metavar="NAME", help="the default persona (default: the first one)")
+    mcp.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
+                     help="longest one tool call may take (default 300; 0: no limit)")
+    mcp.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                     help="log level; logs go to stderr (default warning)")
     return parser
 
 
@@ -125,6 +137,11 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
                        help="HTTP parser (default auto: httptools when installed)")
 
 
+def _env_flag(name: str) -> bool:
+    """A PERSONA_SERVER_<name> switch: 1, true, yes or on."""
+    return os.environ.get(f"PERSONA_SERVER_{name}", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _env_list(name: str) -> list[str]:
     """A comma-separated PERSONA_SERVER_<name> as a list (flags add to it)."""
     return [item.strip() for item in os.environ.get(f"PERSONA_SERVER_{name}", "").split(",") if item.strip()]
@@ -156,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate(args.files)
         if args.command == "solvers":
             return list_solvers()
+        if args.command == "mcp":
+            from persona_server.api.mcp_server import stdio_command
+
+            return stdio_command(args)
     except PersonaError as exc:
         print(f"persona-server: {exc}", file=sys.stderr)
         return 2
@@ -197,8 +218,15 @@ def serve(args: argparse.Namespace) -> int:
         ovos_personas=args.ovos_personas,
         request_timeout=max(0.0, args.request_timeout),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        mcp=args.mcp,
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
+    if settings.mcp:
+        from persona_server.api.mcp_server import missing_sdk
+
+        if missing_sdk():
+            print(f"persona-server: {missing_sdk()}", file=sys.stderr)
+            return 2
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)
     if not settings.is_loopback and not settings.api_key:

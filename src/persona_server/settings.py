@@ -60,6 +60,8 @@ class Settings:
     request_timeout: float = 300.0
     # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
     graceful_timeout: float = 10.0
+    # Serve the personas as MCP tools at /mcp (streamable HTTP; api/mcp_server.py).
+    mcp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

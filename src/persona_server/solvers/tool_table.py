@@ -57,7 +57,8 @@ class SolverTool:
         return grounding.tool_spec(self.name, self.helper)
 
     async def call(self, arguments: str, query: Query) -> tuple[str, list[Source]]:
-        result = await grounding.ask(self.helper, grounding.tool_query(arguments, query))
+        question = grounding.tool_query(arguments, query, solver=self.helper.solver.name)
+        result = await grounding.ask(self.helper, question)
         if result is None:
             return "No answer found.", []
         return bound_result(result.text), result.sources
