@@ -383,6 +383,10 @@ def validate(files: Sequence[str]) -> int:
         if not failed and not nested:
             about = f" - {spec.description}" if spec.description else ""
             print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers){about}")
+        for slot in persona.slots:
+            # MCP servers an LLM solver's model may call (not started here: validation runs nothing).
+            for box in getattr(getattr(slot.solver, "options", None), "toolboxes", None) or []:
+                print(f"{file}: solver {slot.name!r}: toolbox {box.name!r} ({box.describe()})")
         if not persona.always_answers:
             # Not a problem (exit status unchanged), but worth knowing before users meet it.
             ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"
