@@ -118,3 +118,55 @@ async def test_persona_tool_names_stay_unique(upstream: Upstream, make_persona: 
     assert names == ["search_fixed_a", "lookup_order", "cancel_order", "track_parcel", "orders_search_fixed_a"]
     assert "the toolbox's answer to q1" in answer.text and "the solver's answer" in answer.text
     assert {"call": "search_fixed_a", "query": "q1"} in events(log)
+
+
+def pid_gone(pid: int) -> bool:
+    """The process has ended (a zombie nobody reaped counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_real_server_uses_a_stdio_toolbox_and_stops_it(upstream: Upstream, tmp_path: Path,
+                                                          start_server: Any) -> None:
+    import openai
+
+    log = tmp_path / "events.jsonl"
+    upstream.script(*ask_order(order="C3"))
+    persona = tmp_path / "orders.json"
+    persona.write_text(orjson.dumps(llm_persona(upstream, {"orders": stdio_toolbox(log)})).decode())
+    server = start_server("--persona", str(persona))
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused")
+    reply = client.chat.completions.create(model="orders", messages=[{"role": "user", "content": "Where is C3?"}])
+    assert FACT in (reply.choices[0].message.content or "")
+    assert {"call": "lookup_order", "order_id": "C3"} in events(log)
+    pid = events(log)[0]["start"]
+    assert not pid_gone(pid)
+    server.stop()  # SIGTERM: the solver closes its toolbox, which ends the MCP server's process
+    deadline = time.monotonic() + 10
+    while not pid_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_gone(pid), "the stdio toolbox outlived the server"
+    assert server.process.returncode == 0
+
+
+def test_validate_lists_toolboxes(tmp_path: Path, upstream: Upstream) -> None:
+    from tests.conftest import run_cli
+
+    persona = tmp_path / "orders.json"
+    boxes = {"orders": stdio_toolbox(tmp_path / "never.jsonl", env={"ORDERS_TOKEN": "tok-8812-secret"}),
+             "search": {"url": "http://user:pw-secret-77@127.0.0.1:9/mcp"}}
+    persona.write_text(orjson.dumps(llm_persona(upstream, boxes)).decode())
+    result = run_cli("validate", str(persona))
+    assert result.returncode == 0, result.stdout
+    assert "toolbox 'orders' (stdio: python" in result.stdout
+    assert "toolbox 'search' (http: http://127.0.0.1:9/mcp)" in result.stdout
+    assert "secret" not in result.stdout
+    assert not (tmp_path / "never.jsonl").exists()  # validation starts nothing
+    broken = tmp_path / "broken.json"
+    broken.write_text(orjson.dumps(llm_persona(upstream, {"x": {"args": ["a"]}})).decode())
+    result = run_cli("validate", str(broken))
+    assert result.returncode == 1
+    assert "either 'command'" in result.stdout
