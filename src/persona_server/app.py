@@ -115,7 +115,9 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
 
     routes = all_routes()
     if mcp is not None:
-        routes = [*routes, Route("/mcp", mcp.app, methods=["GET", "POST", "DELETE"])]
+        # POST only: a stateless server has no stream to offer on GET (405 says so, as MCP allows), no session to
+        # DELETE.
+        routes = [*routes, Route("/mcp", mcp.app, methods=["POST"])]
     app = Starlette(
         routes=routes,
         exception_handlers={
