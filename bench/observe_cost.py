@@ -1,4 +1,5 @@
-"""What observability costs each request: the request-id and metrics middleware, and one solver turn's metric.
+"""What the front door costs each request (canonical path, request id and metrics, request budget, browser guard,
+key check: api/front_door.py), and one solver turn's metric.
 
 In-process and without a network, so the figure is the middleware's own CPU time (the throughput benchmark's
 load generator and the machine's load would drown a few microseconds). The baseline is the same trivial ASGI app
@@ -16,8 +17,10 @@ import time
 from typing import Any
 
 from persona_server import metrics
-from persona_server.api.observe import Observe
-from persona_server.api.routes import all_routes
+from persona_server.api.browser import BrowserGuard, HostPolicy, OriginPolicy
+from persona_server.api.front_door import FrontDoor
+from persona_server.api.routes import all_routes, open_paths
+from persona_server.budget import RequestBudget
 
 SCOPE: dict[str, Any] = {
     "type": "http", "method": "POST", "path": "/v1/chat/completions",
@@ -52,7 +55,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    observed = Observe(app, all_routes())
+    guard = BrowserGuard(OriginPolicy(), HostPolicy())
+    observed = FrontDoor(app, app, all_routes(), guard=guard, api_key=None, open_paths=open_paths(),
+                         budget=RequestBudget(300.0))
     bare = asyncio.run(per_call(app, args.requests))
     wrapped = asyncio.run(per_call(observed, args.requests))
     began = time.perf_counter()
@@ -60,7 +65,7 @@ def main() -> None:
         metrics.solver_turn("bench", "ovos-solver-failure-plugin", "answer", 0.0001)
     turn = (time.perf_counter() - began) / args.requests
     result = {"bare_us": bare * 1e6, "middleware_added_us": (wrapped - bare) * 1e6, "solver_turn_us": turn * 1e6}
-    print(f"middleware adds {result['middleware_added_us']:.2f} us per request "
+    print(f"the front door adds {result['middleware_added_us']:.2f} us per request "
           f"(bare app {result['bare_us']:.2f} us); a solver turn's metric {result['solver_turn_us']:.2f} us")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

@@ -1,4 +1,5 @@
-"""Request ids and request metrics, for every request on every route (errors and streams too), and `/metrics`.
+"""Request ids and the route labels of request metrics (recorded by the front door, api/front_door.py), and
+`/metrics`.
 
 A client's `X-Request-Id` is kept when it is sane (short, safe characters), else one is made; it goes back on the
 response and onto every log line written while the request is handled (`logs.request_id`).
@@ -8,20 +9,18 @@ from __future__ import annotations
 
 import random
 import re
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persona_server import logs, metrics
+from persona_server import metrics
 from persona_server.api.routing import scan_order, static_table
 
 MAX_REQUEST_ID = 128
 _SANE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID}}}")
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 UNMATCHED = "unmatched"
 
@@ -56,58 +55,16 @@ class RouteTemplates:
         return UNMATCHED
 
 
-def client_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _SANE_ID.fullmatch(text) else None
-    return None
+def sane_request_id(value: bytes | None) -> str | None:
+    """The client's `X-Request-Id` if it is safe to echo and log, else None."""
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _SANE_ID.fullmatch(text) else None
 
 
 def new_request_id() -> str:
     return random.randbytes(16).hex()  # unique like a uuid4, at a fraction of its cost
-
-
-class Observe:
-    """ASGI middleware: the request id (context, response header) and the request's metrics."""
-
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
-        self.templates = RouteTemplates(routes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        began = time.perf_counter()
-        request_id = client_request_id(scope["headers"]) or new_request_id()
-        id_header = (b"x-request-id", request_id.encode())
-        record = metrics.RequestRecord()
-        id_token = logs.request_id.set(request_id)
-        record_token = metrics.current.set(record)
-        status = 500  # what the client gets if the app fails before it answers
-        streaming = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, streaming
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), id_header]}
-            elif not streaming and message.get("more_body"):
-                # A body sent in pieces is a stream (SSE, NDJSON); cheaper to tell than reading the headers.
-                streaming = True
-                metrics.OPEN_STREAMS.inc()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if streaming:
-                metrics.OPEN_STREAMS.dec()
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            metrics.request_done(self.templates(scope["path"]), method, status, record, time.perf_counter() - began)
-            metrics.current.reset(record_token)
-            logs.request_id.reset(id_token)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -29,7 +29,7 @@ from persona_server.api import (
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
-from persona_server.api.routing import PrefixedRoutes
+from persona_server.api.routing import PrefixedRoutes, lean_endpoints
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 
 # Ollama's show and embed read only the model name from their bodies.
@@ -103,7 +103,9 @@ def all_routes() -> list[BaseRoute]:
     """
     groups: list[BaseRoute] = [PrefixedRoutes(p.prefixes, p.routes()) for p in PROTOCOLS if p.prefixes]
     rest = [route for protocol in PROTOCOLS if not protocol.prefixes for route in protocol.routes()]
-    return [*groups, *model_lists.routes(), *rest]
+    routes = [*groups, *model_lists.routes(), *rest]
+    lean_endpoints(routes)
+    return routes
 
 
 def open_paths() -> frozenset[str]:

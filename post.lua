@@ -1,0 +1,3 @@
+wrk.method = "POST"
+wrk.body = '{"model": "bench", "messages": [{"role": "user", "content": "hello"}]}'
+wrk.headers["Content-Type"] = "application/json"
