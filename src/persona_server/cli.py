@@ -386,7 +386,10 @@ def validate(files: Sequence[str]) -> int:
         for slot in persona.slots:
             # MCP servers an LLM solver's model may call (not started here: validation runs nothing).
             for box in getattr(getattr(slot.solver, "options", None), "toolboxes", None) or []:
-                print(f"{file}: solver {slot.name!r}: toolbox {box.name!r} ({box.describe()})")
+                from persona_server.api.mcp_server import missing_sdk
+
+                note = f"; not usable: {missing_sdk()}" if missing_sdk() else ""
+                print(f"{file}: solver {slot.name!r}: toolbox {box.name!r} ({box.describe()}){note}")
         if not persona.always_answers:
             # Not a problem (exit status unchanged), but worth knowing before users meet it.
             ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"

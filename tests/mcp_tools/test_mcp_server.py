@@ -3,6 +3,7 @@ stdio (`persona-server mcp`)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -170,3 +171,8 @@ def test_without_the_sdk(tmp_path: Path, personas: list[str], start_server: Any)
     assert "pip install 'persona-server[mcp]'" in refused.stderr
     stdio = run_cli("mcp", *personas, env=env)
     assert stdio.returncode == 2 and "persona-server[mcp]" in stdio.stderr
+    llm = tmp_path / "llm.json"
+    llm.write_text(json.dumps({"solvers": ["ovos-solver-openai-plugin"], "ovos-solver-openai-plugin": {
+        "api_url": "http://127.0.0.1:9/v1", "toolboxes": {"orders": {"url": "http://127.0.0.1:9/mcp"}}}}))
+    checked = run_cli("validate", str(llm), env=env)
+    assert "toolbox 'orders' (http: http://127.0.0.1:9/mcp); not usable: MCP needs the mcp package" in checked.stdout
