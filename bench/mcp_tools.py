@@ -7,7 +7,7 @@
    `Client` over `/mcp` and over stdio (`persona-server mcp`): one `ask_bench` call after another, beside the
    same question as a chat completion (the baseline: the same chain behind another protocol).
 
-    python bench/mcp_tools.py [--calls 200]
+    python bench/mcp_tools.py [--calls 200] [--json FILE]
 """
 
 from __future__ import annotations
@@ -109,11 +109,14 @@ async def persona_tools(calls: int, tmp: Path) -> dict[str, Any]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = {"calls": args.calls, "toolboxes": await toolboxes(args.calls, Path(tmp)),
                   "persona_tools": await persona_tools(args.calls, Path(tmp))}
     print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
