@@ -62,6 +62,19 @@ async def test_an_http_toolbox_in_the_list_form(upstream: Upstream, make_persona
     assert {"call": "lookup_order", "order_id": "B9"} in events(http_toolbox.log)
 
 
+async def test_an_http_toolbox_sends_its_headers(upstream: Upstream, make_persona: Any, http_toolbox: HttpToolbox,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    token = "Bearer tb-secret-6613"
+    upstream.script(*ask_order(order="H1"))
+    with caplog.at_level(logging.DEBUG):
+        persona = await make_persona(llm_persona(upstream, {"orders": {"url": http_toolbox.url,
+                                                                       "headers": {"Authorization": token}}}))
+        answer = await persona.answer(Query.from_text("Where is my order H1?"))
+    assert FACT in answer.text
+    assert {"call": "lookup_order", "order_id": "H1", "authorization": token} in events(http_toolbox.log)
+    assert "tb-secret-6613" not in caplog.text
+
+
 async def test_a_tool_that_raises_comes_back_to_the_model_as_an_error(upstream: Upstream, make_persona: Any,
                                                                       http_toolbox: HttpToolbox) -> None:
     upstream.script(*ask_order("cancel_order"))
