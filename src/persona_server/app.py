@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from persona_server import metrics
@@ -22,11 +24,19 @@ from persona_server.settings import Settings
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
+    mcp = None
+    if settings.mcp:
+        from persona_server.api.mcp_server import McpEndpoint
+
+        mcp = McpEndpoint(catalog, settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await catalog.start()  # solvers load in the background: the server listens at once
         try:
-            yield
+            # The MCP sessions end before the personas they use are closed.
+            async with mcp.lifespan() if mcp is not None else contextlib.nullcontext():
+                yield
         finally:
             await catalog.close()
             metrics.process_exit()
@@ -38,6 +48,10 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
 
         routes = [*routes, *a2a.A2A(settings.a2a_url).routes()]
         also_open = a2a.is_card_path
+    if mcp is not None:
+        # POST only: a stateless server has no stream to offer on GET (405 says so, as MCP allows), no session to
+        # DELETE.
+        routes = [*routes, Route("/mcp", mcp.app, methods=["POST"])]
     app = Starlette(routes=routes, lifespan=lifespan)
     # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
     # No slash redirects: the front door strips trailing slashes, so one would loop (`/ui` -> `/ui/` -> `/ui`).

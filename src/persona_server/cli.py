@@ -24,7 +24,7 @@ from persona_server.state import StateError, open_state
 
 log = logging.getLogger("persona_server")
 
-COMMANDS = ("serve", "ask", "chat", "validate", "solvers")
+COMMANDS = ("serve", "ask", "chat", "validate", "solvers", "mcp")
 SETTINGS_ENV = "PERSONA_SERVER_SETTINGS"
 
 
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME", help="answer requests for Host NAME while bound to loopback (repeatable; "
                        "for a reverse proxy; env PERSONA_SERVER_ALLOWED_HOSTS)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    serve.add_argument("--mcp", action="store_true", default=_env_flag("MCP"),
+                       help="also serve the personas as MCP tools at /mcp (streamable HTTP; env PERSONA_SERVER_MCP)")
     _limit_args(serve)
     _state_args(serve)
     serve.add_argument("--access-log", action="store_true", help="log every request")
@@ -91,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
 
     sub.add_parser("solvers", help="list the solver names this installation knows")
+
+    mcp = sub.add_parser("mcp", help="speak MCP over stdio: an ask_<persona> tool per persona, and their look-ups")
+    _persona_args(mcp)
+    mcp.add_argument("--personas", "--personas-dir", dest="personas", action="append", default=[], metavar="DIR",
+                     help="also every *.json persona in DIR (repeatable)")
+    mcp.add_argument("--default-persona", metavar="NAME", help="the default persona (default: the first one)")
+    mcp.add_argument("--request-timeout", type=float, default=300.0, metavar="SECONDS",
+                     help="longest one tool call may take (default 300; 0: no limit)")
+    mcp.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                     help="log level; logs go to stderr (default warning)")
     return parser
 
 
@@ -132,6 +144,7 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
 
 
 def _env_flag(name: str) -> bool:
+    """A PERSONA_SERVER_<name> switch: 1, true, yes or on."""
     return os.environ.get(f"PERSONA_SERVER_{name}", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -188,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return validate(args.files)
         if args.command == "solvers":
             return list_solvers()
+        if args.command == "mcp":
+            from persona_server.api.mcp_server import stdio_command
+
+            return stdio_command(args)
     except (PersonaError, StateError) as exc:
         print(f"persona-server: {exc}", file=sys.stderr)
         return 2
@@ -234,6 +251,7 @@ def serve(args: argparse.Namespace) -> int:
         state=args.state,
         state_prefix=args.state_prefix,
         state_timeout=args.state_timeout,
+        mcp=args.mcp,
     )
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     if settings.a2a:
@@ -241,6 +259,12 @@ def serve(args: argparse.Namespace) -> int:
             import persona_server.api.a2a  # noqa: F401 - the optional SDK, checked before binding
         except ImportError as exc:
             print(f"persona-server: {exc}", file=sys.stderr)
+            return 2
+    if settings.mcp:
+        from persona_server.api.mcp_server import missing_sdk
+
+        if missing_sdk():
+            print(f"persona-server: {missing_sdk()}", file=sys.stderr)
             return 2
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)
@@ -399,6 +423,13 @@ def validate(files: Sequence[str]) -> int:
         if not failed and not nested:
             about = f" - {spec.description}" if spec.description else ""
             print(f"{file}: ok ({spec.name}: {len(spec.solvers)} solvers){about}")
+        for slot in persona.slots:
+            # MCP servers an LLM solver's model may call (not started here: validation runs nothing).
+            for box in getattr(getattr(slot.solver, "options", None), "toolboxes", None) or []:
+                from persona_server.api.mcp_server import missing_sdk
+
+                note = f"; not usable: {missing_sdk()}" if missing_sdk() else ""
+                print(f"{file}: solver {slot.name!r}: toolbox {box.name!r} ({box.describe()}){note}")
         if not persona.always_answers:
             # Not a problem (exit status unchanged), but worth knowing before users meet it.
             ending = "an error (422)" if spec.on_no_answer == "error" else "the built-in apology"

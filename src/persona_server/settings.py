@@ -69,6 +69,8 @@ class Settings:
     state: str | None = None
     state_prefix: str = "persona-server"
     state_timeout: float = 0.25
+    # Serve the personas as MCP tools at /mcp (streamable HTTP; api/mcp_server.py).
+    mcp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

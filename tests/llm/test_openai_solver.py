@@ -242,7 +242,7 @@ async def test_tool_call_loop(upstream: Upstream, make_persona: MakePersona) -> 
         '{"query": "capital of France"}', '{"query": "France"}']
     assert tool_a == {"role": "tool", "tool_call_id": "call_0", "content": "Paris is the capital of France."}
     assert tool_b == {"role": "tool", "tool_call_id": "call_1", "content": "France is in Europe."}
-    solvers = {h.name: h.solver for h in persona.slots[0].solver._tools.values()}  # type: ignore[union-attr]
+    solvers = {t.helper.name: t.helper.solver for t in persona.slots[0].solver._tools.values()}  # type: ignore[union-attr]
     assert solvers["fixed-a"].questions == ["capital of France"]  # type: ignore[attr-defined]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import socket
 import threading
 import time
@@ -56,6 +57,8 @@ class Reply:
     drop_after: int | None = None  # stream this many tokens, then drop the connection mid-body
     unfinished: bool = False  # end the stream cleanly after the tokens, but with no finish_reason and no [DONE]
     forever: bool = False  # repeat the tokens without end (an upstream that never stops)
+    # Answer with the request's tool results (what a model does with a fact a tool looked up), after the tokens.
+    echo_tool_results: bool = False
 
 
 def json_tokens(value: Any, pieces: int = 4) -> list[str]:
@@ -142,6 +145,9 @@ class Upstream:
         record = Recorded(request.url.path, body, dict(request.headers), time.monotonic())
         self.requests.append(record)
         reply = self._next(str(body.get("model", "")))
+        if reply.echo_tool_results:
+            results = [str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "tool"]
+            reply = dataclasses.replace(reply, tokens=[*reply.tokens, " ".join(results)])
         if reply.status >= 400:
             return JSONResponse({"error": {"message": reply.error, "type": "server_error", "param": None,
                                            "code": None}}, status_code=reply.status)

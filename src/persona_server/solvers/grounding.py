@@ -214,7 +214,22 @@ NAMED_TOOLS: dict[str, tuple[str, str]] = {
     "persona-solver-math": ("calculate", "the arithmetic question or expression, e.g. '15% of 80' or '(3+4)*2'"),
     "persona-solver-units": ("convert_units", "the conversion, e.g. '30 celsius to fahrenheit' or '5 miles in km'"),
     "persona-solver-clock": ("current_time", "the question, e.g. 'what time is it in Tokyo' or 'what day is it'"),
+    "ovos-solver-wordnet-plugin": ("define_word", "the word or short phrase to define, e.g. 'lighthouse'"),
 }
+
+
+# Tools whose argument is a bare term, and the question their solver understands for it ("lighthouse" ->
+# "define lighthouse"); a question the model wrote out is passed as it is.
+TERM_QUESTIONS: dict[str, str] = {"ovos-solver-wordnet-plugin": "define {}"}
+_ALREADY_A_QUESTION = re.compile(r"(?i)^\s*(define|definition|meaning|what|who|synonyms?|antonyms?)\b")
+
+
+def term_question(solver: str, text: str) -> str:
+    """The question for a tool's argument (see TERM_QUESTIONS)."""
+    template = TERM_QUESTIONS.get(registry.canonical_name(solver))
+    if template is None or len(text.split()) > 4 or _ALREADY_A_QUESTION.match(text):
+        return text
+    return template.format(text.strip())
 
 
 def tool_name(name: str) -> str:
@@ -258,8 +273,9 @@ def tool_table(helpers: Sequence[Helper]) -> dict[str, Helper]:
     return table
 
 
-def tool_query(arguments: str, query: Query) -> Query:
-    """The look-up a tool call asks for: its `query` argument, or the user's question when it has none."""
+def tool_query(arguments: str, query: Query, solver: str | None = None) -> Query:
+    """The look-up a tool call asks for: its `query` argument, or the user's question when it has none (`solver`:
+    the solver asked, for TERM_QUESTIONS)."""
     text = ""
     try:
         parsed = orjson.loads(arguments or "{}")
@@ -271,6 +287,8 @@ def tool_query(arguments: str, query: Query) -> Query:
     elif isinstance(parsed, str):
         text = parsed
     text = text.strip() or query.question
+    if solver:
+        text = term_question(solver, text)
     return Query(messages=[Message("user", text)], lang=query.lang, units=query.units, persona=query.persona,
                  conversation=query.conversation_id, timezone=query.timezone)
 

@@ -25,7 +25,8 @@ answer's sources. Tools: `tool_solvers: [names]` (or `tools: true`, which offers
 instead of running them up front) gives an upstream that supports OpenAI tools one function per solver
 (`search_wikipedia(query)`, ...); its tool calls are answered by those solvers, for at most `max_tool_rounds`
 rounds, after which the model must answer without tools. An upstream that refuses tools (HTTP 400 to a request
-carrying them) is asked again without them.
+carrying them) is asked again without them. `toolboxes` adds the tools of MCP servers (see `toolboxes.py`), each
+call bounded by `tool_timeout` seconds; their names never clash with the solvers' (see `tool_table.py`).
 
 Client tools and formats (persona_server.tooling): the client's `tools`, `tool_choice`, `parallel_tool_calls`
 and `response_format`, and the tool calls and tool results in its history, go upstream as OpenAI spells them;
@@ -41,15 +42,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import orjson
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from persona_server import cleanup, secrets
 from persona_server.query import Query, Source
-from persona_server.solvers import grounding
+from persona_server.solvers import grounding, tool_table
+from persona_server.solvers import toolboxes as boxes
 from persona_server.solvers.base import Piece, Solver, SolverContext, SolverOptions
 from persona_server.solvers.openai_wire import (
     CallSlot,
@@ -82,6 +84,9 @@ class OpenAIOptions(SolverOptions):
     tool_solvers: list[grounding.SolverRef] = Field(default_factory=list)
     tools: bool = Field(default=False, description="offer the context_solvers as tools instead of running them")
     max_tool_rounds: int = Field(default=3, ge=1, le=10)
+    toolboxes: Annotated[list[boxes.ToolboxConfig], BeforeValidator(boxes.parse)] = Field(
+        default_factory=list, description="MCP servers whose tools the model may call (mcpServers format)")
+    tool_timeout: float = Field(default=15.0, gt=0, le=600, description="seconds one toolbox tool call may take")
     connect_timeout: float = Field(default=5.0, gt=0)
 
 
@@ -103,7 +108,8 @@ class OpenAISolver(Solver):
             # Also when built outside a persona file (tests, mixtures built in code).
             secrets.register(self.options.key)
         self._context_helpers: list[grounding.Helper] = []
-        self._tools: dict[str, grounding.Helper] = {}
+        self._tools: dict[str, tool_table.PersonaTool] = {}
+        self._toolboxes: list[boxes.Toolbox] = []
         # Credentials in the URL (`http://user:pass@host/v1`) leave it: httpx would send them in place of the key.
         # They are Basic auth when no key is set, and masked like any secret.
         base, user, password = secrets.split_url_credentials(self.options.api_url.strip())
@@ -130,7 +136,7 @@ class OpenAISolver(Solver):
         # The chain waits this long for the first piece, which may come after the look-ups and tool rounds.
         budget = self.upstream_timeout + grounding.helpers_budget(self._context_helpers)
         if self._tools:
-            tools_budget = grounding.helpers_budget(list(self._tools.values()))
+            tools_budget = tool_table.budget(self._tools.values())
             budget += self.options.max_tool_rounds * (self.upstream_timeout + tools_budget)
         return budget
 
@@ -139,14 +145,19 @@ class OpenAISolver(Solver):
         offer_context_as_tools = o.tools and not o.tool_solvers
         context_refs = [] if offer_context_as_tools else o.context_solvers
         tool_refs = o.tool_solvers or (o.context_solvers if offer_context_as_tools else [])
-        self._context_helpers, tool_helpers = await asyncio.gather(
+        self._context_helpers, tool_helpers, self._toolboxes = await asyncio.gather(
             grounding.load_helpers(context_refs, self.context, owner=self.name),
             grounding.load_helpers(tool_refs, self.context, owner=self.name),
+            boxes.open_all(o.toolboxes, persona=self.context.persona, owner=self.name),
         )
-        self._tools = grounding.tool_table(tool_helpers)
+        self._tools = tool_table.build([tool_table.SolverTool(h) for h in tool_helpers],
+                                       boxes.tools_of(self._toolboxes, o.tool_timeout))
 
     async def close(self) -> None:
-        for helper in [*self._context_helpers, *self._tools.values()]:
+        for box in self._toolboxes:
+            await box.close()
+        helpers = [t.helper for t in self._tools.values() if isinstance(t, tool_table.SolverTool)]
+        for helper in [*self._context_helpers, *helpers]:
             await helper.solver.close()
 
     # -- answering ----------------------------------------------------------------------------------------
@@ -207,7 +218,7 @@ class OpenAISolver(Solver):
                     yield source
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
 
-    def _body(self, query: Query, messages: list[dict[str, Any]], tools: dict[str, grounding.Helper] | None,
+    def _body(self, query: Query, messages: list[dict[str, Any]], tools: dict[str, tool_table.PersonaTool] | None,
               client_tools: list[ToolSpec]) -> dict[str, Any]:
         o = self.options
         body: dict[str, Any] = {"model": o.model, "messages": messages, "stream": True}
@@ -220,7 +231,7 @@ class OpenAISolver(Solver):
         ):
             if value is not None:
                 body[key] = value
-        specs = [grounding.tool_spec(name, helper) for name, helper in tools.items()] if tools else []
+        specs = [tool.spec() for tool in tools.values()] if tools else []
         specs += tools_json(client_tools)
         if specs:
             body["tools"] = specs
@@ -234,15 +245,12 @@ class OpenAISolver(Solver):
                 body["response_format"] = response_format_json(tooling.output)
         return body
 
-    async def _run_tool(self, call: CallSlot, tools: dict[str, grounding.Helper],
+    async def _run_tool(self, call: CallSlot, tools: dict[str, tool_table.PersonaTool],
                         query: Query) -> tuple[str, list[Source]]:
-        helper = tools.get(call.name)
-        if helper is None:
+        tool = tools.get(call.name)
+        if tool is None:
             return f"Error: there is no function named {call.name!r}.", []
-        result = await grounding.ask(helper, grounding.tool_query(call.arguments, query))
-        if result is None:
-            return "No answer found.", []
-        return result.text, result.sources
+        return await tool.call(call.arguments, query)
 
     # -- one upstream request -----------------------------------------------------------------------------
 
