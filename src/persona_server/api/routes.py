@@ -17,6 +17,7 @@ from persona_server.api import (
     bedrock,
     cohere,
     cohere_v1,
+    embeddings,
     gemini,
     health,
     model_lists,
@@ -32,7 +33,7 @@ from persona_server.api.openapi import Protocol, build_document
 from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 
-# Ollama's show and embed read only the model name from their bodies.
+# Ollama's show reads only the model name from its body.
 _MODEL_NAME_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {"model": {"type": "string"}, "name": {"type": "string"}},
@@ -59,8 +60,13 @@ PROTOCOLS: tuple[Protocol, ...] = (
     Protocol("Ollama", ollama.routes, {
         ollama.chat: ollama.ChatRequest,
         ollama.generate: ollama.GenerateRequest,
-        ollama.embed: _MODEL_NAME_BODY,
         ollama.show: _MODEL_NAME_BODY,
+    }),
+    Protocol("OpenAI embeddings", embeddings.openai_routes,
+             {embeddings.create_embeddings: embeddings.EmbeddingRequest}),
+    Protocol("Ollama embeddings", embeddings.ollama_routes, {
+        embeddings.embed: embeddings.OllamaEmbedRequest,
+        embeddings.embeddings: embeddings.OllamaEmbeddingsRequest,
     }),
     Protocol("Ollama models", ollama_models.routes, {ollama_models.pull: _MODEL_NAME_BODY}),
     Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.V2ChatRequest},

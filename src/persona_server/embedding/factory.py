@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from persona_server.embedding.base import INSTALL_HINT, Embedder, EmbeddingUnavailable
+from persona_server.embedding.base import INSTALL_HINT, Embedder, EmbeddingNotInstalled
 
 if TYPE_CHECKING:
     from persona_server.solvers.base import SolverContext
@@ -46,9 +46,7 @@ def default_embedder() -> Embedder:
         with _lock:
             if _default is None:
                 if not embeddings_available():
-                    raise EmbeddingUnavailable(
-                        f"embeddings need {', '.join(missing_modules())}: {INSTALL_HINT}"
-                    )
+                    raise EmbeddingNotInstalled(f"embeddings need {', '.join(missing_modules())}: {INSTALL_HINT}")
                 from persona_server.embedding.local import MiniLMEmbedder
 
                 _default = MiniLMEmbedder()
