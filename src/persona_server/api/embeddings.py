@@ -38,12 +38,13 @@ def numpy_json(data: Any) -> Response:
     return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
-def check_dimensions(embedder: Embedder, dimensions: int | None, vectors: np.ndarray | None = None) -> None:
+def check_dimensions(embedder: Embedder, dimensions: int | None, vectors: np.ndarray | None = None, *,
+                     param: str = "dimensions") -> None:
     """A 400 when the client asks for another width than the model's (no model here can shorten its vectors)."""
     width = vectors.shape[1] if vectors is not None and vectors.size else embedder.dimensions
     if dimensions is not None and width and dimensions != width:
-        raise APIError(400, f"'dimensions' must be {width} for model '{embedder.name}', got {dimensions}",
-                       param="dimensions", code="invalid_value")
+        raise APIError(400, f"'{param}' must be {width} for model '{embedder.name}', got {dimensions}",
+                       param=param, code="invalid_value")
 
 
 def _base64_rows(vectors: np.ndarray) -> list[str]:
@@ -109,19 +110,24 @@ async def _ollama_embed(request: Request, model: str | None, texts: list[str], t
         Embedder, str, Embedded]:
     embedder, name = pick_embedder(request, model, not_found=f"model '{model}' not found")
     if not truncate:
-        await _refuse_overlong(embedder, texts)
+        await refuse_overlong(embedder, texts)
     return embedder, _ollama_name(name), await embed_texts(request, embedder, texts)
 
 
-async def _refuse_overlong(embedder: Embedder, texts: list[str]) -> None:
+async def refuse_overlong(embedder: Embedder, texts: list[str], *, limit: int | None = None) -> None:
+    """A 400 for a text longer than the model reads (or than `limit`), where the client asked not to truncate.
+
+    Only the built-in model knows its context here; an upstream embedder decides for itself.
+    """
     counts = getattr(embedder, "token_counts", None)
-    limit = getattr(embedder, "max_tokens", None)
-    if counts is None or limit is None:
-        return  # an upstream embedder decides itself
+    context = getattr(embedder, "max_tokens", None)
+    if counts is None or context is None:
+        return
+    limit = min(limit, context) if limit else context
     for index, count in enumerate(await counts(texts)):
         if count > limit:
-            raise APIError(400, f"input {index} has {count} tokens, more than the context length of {limit}; "
-                                "set truncate to true to embed its beginning", param="input")
+            raise APIError(400, f"input {index} has {count} tokens, more than the limit of {limit}; "
+                                "allow truncation to embed its beginning", param="input")
 
 
 async def embed(request: Request) -> Response:

@@ -27,6 +27,7 @@ from persona_server.api import (
     openai,
     responses,
     tgi,
+    vendor_embeddings,
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
@@ -79,6 +80,11 @@ PROTOCOLS: tuple[Protocol, ...] = (
         tgi.generate_stream: tgi.TGIGenerateRequest,
         tgi.compat_generate: tgi.TGIGenerateRequest,
     }, error=("TGIError", tgi.ERROR_SCHEMA)),
+    Protocol("Hugging Face TEI", vendor_embeddings.tei_routes,
+             {vendor_embeddings.tei_embed: vendor_embeddings.TEIEmbedRequest}, error=("TGIError", tgi.ERROR_SCHEMA)),
+    Protocol("Cohere embeddings", vendor_embeddings.cohere_routes,
+             {vendor_embeddings.cohere_embed: vendor_embeddings.CohereEmbedRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
     Protocol("Anthropic", anthropic.routes, {
         anthropic.create_message: anthropic.MessagesRequest,
@@ -88,6 +94,10 @@ PROTOCOLS: tuple[Protocol, ...] = (
         gemini.generate_content: gemini.GenerateRequest,
         gemini.stream_generate_content: gemini.GenerateRequest,
         gemini.count_content_tokens: gemini.CountTokensRequest,
+    }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
+    Protocol("Gemini embeddings", vendor_embeddings.gemini_routes, {
+        vendor_embeddings.embed_content: vendor_embeddings.EmbedContentRequest,
+        vendor_embeddings.batch_embed_contents: vendor_embeddings.BatchEmbedContentsRequest,
     }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
     Protocol("Bedrock", bedrock.routes, {
         bedrock.converse: bedrock.ConverseRequest,
