@@ -23,6 +23,7 @@ RUNS = {
     "soak": (["--duration", "2", "--warmup", "0.5", "--concurrency", "4"], {"growth_mb_per_10k_requests", "rss_mb"}),
     "everyday": (["--runs", "2"], {"runs", "results"}),
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
+    "embeddings": (["--batches", "2", "--batch-size", "4", "--rounds", "1"], {"ratio_median", "results"}),
 }
 
 
