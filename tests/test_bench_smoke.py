@@ -24,6 +24,7 @@ RUNS = {
     "everyday": (["--runs", "2"], {"runs", "results"}),
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
     "mcp_tools": (["--calls", "3"], {"toolboxes", "persona_tools"}),
+    "embeddings": (["--batches", "2", "--batch-size", "4", "--rounds", "1"], {"ratio_median", "results"}),
 }
 
 
