@@ -1,15 +1,18 @@
 """Sections into passages of bounded size, and passages into answers of whole sentences.
 
-A passage never crosses a heading (or a PDF page). Within a section, consecutive paragraphs are merged while
-they fit in `max_chars` (so one-line paragraphs do not become passages of their own), and a paragraph longer
-than that is split at sentence ends (a sentence longer than that, at word breaks). The default bound of 1,000
+A passage never crosses a heading (or a PDF page). Within a section, a short paragraph (under an eighth of
+`max_chars`: a caption, a lead-in line, a list item) is merged with the next ones until the passage is no longer
+short, and a paragraph longer than `max_chars` is split at sentence ends (a sentence longer than that, at word
+breaks). Other paragraphs are passages of their own: a passage about one thing embeds closer to a question about
+it than one about three. The default bound of 1,000
 characters is about the 256 word pieces all-MiniLM-L6-v2 reads: a longer passage would be embedded truncated.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from persona_server.knowledge.documents import Section
@@ -66,11 +69,12 @@ def _pieces(paragraph: str, limit: int) -> Iterator[str]:
 
 
 def split_sections(sections: Iterable[Section], max_chars: int = DEFAULT_PASSAGE_CHARS) -> Iterator[Passage]:
+    small = max_chars // 8
     for section in sections:
         chunk = ""
         for paragraph in section.paragraphs:
             for piece in _pieces(paragraph, max_chars):
-                if chunk and len(chunk) + 2 + len(piece) > max_chars:
+                if chunk and (len(chunk) >= small or len(chunk) + 2 + len(piece) > max_chars):
                     yield Passage(chunk, section.heading, section.page)
                     chunk = ""
                 chunk = f"{chunk}\n\n{piece}" if chunk else piece
@@ -101,9 +105,17 @@ _QUESTION_WORDS = frozenset(
     "for from with about this that these those there their have has had you your any some into tell".split())
 
 
+@functools.cache
+def _stem() -> Callable[[list[str]], list[str]]:
+    try:
+        import Stemmer  # type: ignore[import-not-found]
+    except ImportError:  # a five-letter prefix is a crude stem: "cleaning" and "cleaned" meet at "clean"
+        return lambda words: [w[:5] for w in words]
+    return Stemmer.Stemmer("english").stemWords  # type: ignore[no-any-return]
+
+
 def _terms(text: str) -> set[str]:
-    # A six-letter prefix is a crude stem: "installing" and "installation" meet at "instal".
-    return {w[:6] for w in _WORD.findall(text.casefold()) if len(w) > 2 and w not in _QUESTION_WORDS}
+    return set(_stem()([w for w in _WORD.findall(text.casefold()) if len(w) > 2 and w not in _QUESTION_WORDS]))
 
 
 def excerpt(text: str, question: str, max_chars: int) -> str:

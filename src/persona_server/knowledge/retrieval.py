@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RunBlocking = Callable[..., Awaitable[Any]]
 
-TITLE_SEPARATOR = " \u203a "  # a single right-pointing angle quotation mark: "manual.md > Setup > Cleaning"
+TITLE_SEPARATOR = " > "  # "manual.md > Setup > Cleaning"
 RRF_K = 60
 # How deep each ranking is read before fusing: enough that a passage ranked well by one only is still seen.
 MIN_CANDIDATES = 20
