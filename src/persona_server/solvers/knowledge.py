@@ -52,7 +52,9 @@ class KnowledgeSolver(Solver):
     name = "ovos-solver-knowledge-plugin"
     aliases = ("knowledge",)
     description = "Searches your own documents (text, markdown, HTML and PDF files)."
-    speculative = True  # a local, idempotent look-up
+    # Not started before its turn: embedding the question is CPU work (one batch at a time per process), which a
+    # speculative start would spend on every request that an earlier solver answers.
+    speculative = False
     default_timeout = 10.0
     Options = KnowledgeOptions
     options: KnowledgeOptions
