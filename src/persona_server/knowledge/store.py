@@ -321,13 +321,16 @@ class PassageStore:
         return [(int(rowid), 1.0 - distance * distance / 2.0) for rowid, distance in rows]
 
     def cosines(self, ids: Sequence[int], vector: bytes) -> dict[int, float]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._reader().execute(
-            f"SELECT rowid, vec_distance_cosine(embedding, ?) FROM passage_vectors WHERE rowid IN ({marks})",
-            (vector, *ids)).fetchall()
-        return {int(rowid): 1.0 - distance for rowid, distance in rows}
+        # One point look-up per id: vec0 answers `rowid = ?` from its index but `rowid IN (...)` by scanning
+        # every vector (0.02 ms against 30-50 ms at 100,000 passages).
+        db = self._reader()
+        found: dict[int, float] = {}
+        for passage_id in ids:
+            row = db.execute("SELECT vec_distance_cosine(embedding, ?) FROM passage_vectors WHERE rowid = ?",
+                             (vector, passage_id)).fetchone()
+            if row is not None:
+                found[passage_id] = 1.0 - row[0]
+        return found
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         if not ids:
