@@ -9,7 +9,7 @@ temporary folder.
    same texts embedded alone give the embedder's share of that time.
 2. Retrieval over `--passages` passages: the database is built with the real reading, splitting and writing
    code, but with vectors from a cache file (`--vectors`, made by embedding every passage with the real
-   embedder on the first run, which on two loaded cores takes an hour; `--embed-budget N` embeds only
+   embedder on the first run, 10 minutes on two quiet cores, an hour on loaded ones; `--embed-budget N` embeds only
    the first N and gives passage i the vector of passage i mod N), so later runs take a minute. Then
    `--queries` questions (six words drawn from a random passage) go through `HybridIndex.search` (embedding
    the question, BM25, sqlite-vec KNN, fusion, reading the passages): p50 and p99, and the p50 of each step.
