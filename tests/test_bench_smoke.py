@@ -24,6 +24,8 @@ RUNS = {
     "everyday": (["--runs", "2"], {"runs", "results"}),
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
     "mcp_tools": (["--calls", "3"], {"toolboxes", "persona_tools"}),
+    "knowledge": (["--passages", "300", "--index-passages", "40", "--queries", "5", "--vectors", "{tmp}/v.npy"],
+                  {"indexing", "build", "retrieval"}),
     "embeddings": (["--batches", "2", "--batch-size", "4", "--rounds", "1"], {"ratio_median", "results"}),
 }
 
@@ -32,6 +34,7 @@ RUNS = {
 def test_bench_script_runs(script: str, tmp_path: Path) -> None:
     args, keys = RUNS[script]
     out = tmp_path / "result.json"
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     command = [sys.executable, str(ROOT / "bench" / f"{script}.py"), *args]
     if keys is not None:
         command += ["--json", str(out)]

@@ -241,6 +241,7 @@ class Persona:
         return SolverContext(
             persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter,
             state=self._state,
+            source=self.spec.source,
         )
 
     def build_solver(self, name: str) -> Solver:
