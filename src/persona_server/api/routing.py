@@ -107,13 +107,16 @@ class PathTableRouter(Router):
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
+            method = scope["method"]
             for route in self._by_path.get(scope["path"], ()):
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
+                # What Route.matches and Route.handle would decide for a path without parameters that is known
+                # to match, without their regex, path-parameter dicts and second method check.
+                if route.methods is None or method in route.methods:
                     scope.setdefault("router", self)
                     scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
+                    scope["endpoint"] = route.endpoint
+                    scope["path_params"] = {}
+                    await route.app(scope, receive, send)
                     return
         await super().app(scope, receive, send)
 

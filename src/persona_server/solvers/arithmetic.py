@@ -369,6 +369,7 @@ class MathOptions(SolverOptions):
 
 class MathSolver(Solver):
     name = "persona-solver-math"
+    instant = True  # answers without awaiting anything
     aliases = ("math",)
     description = "Exact arithmetic: +, -, times, divided by, percentages, powers, roots. Argument: the expression."
     speculative = True

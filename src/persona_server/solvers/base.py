@@ -126,6 +126,9 @@ class Solver:
     # What the solver can honour of a request's tooling (persona_server.tooling): "tools" (call the client's
     # tools), "json" (answer in JSON). A request that requires one is not given to solvers without it.
     supports: ClassVar[frozenset[str]] = frozenset()
+    # `answer` never awaits (pure computation on the event loop): no timer could interrupt it, so the chain
+    # sets none (a few microseconds a turn). Only for solvers that neither stream nor do I/O or thread work.
+    instant: ClassVar[bool] = False
     default_timeout: ClassVar[float] = 10.0
     # Generous: a rule-based answer takes milliseconds; LLMs set their own (minutes), look-ups a short one.
     default_deadline: ClassVar[float] = 30.0

@@ -164,6 +164,7 @@ class ClockOptions(SolverOptions):
 
 class ClockSolver(Solver):
     name = "persona-solver-clock"
+    instant = True  # answers without awaiting anything
     aliases = ("clock",)
     description = "The current time and date (optionally in a city or country), holidays, days until a date."
     speculative = True

@@ -46,6 +46,7 @@ class FailureOptions(SolverOptions):
 
 class FailureSolver(Solver):
     name = "ovos-solver-failure-plugin"
+    instant = True  # answers without awaiting anything
     description = "Always answers, with an apology from per-language dialogs."
     default_timeout = 1.0
     always_answers = True
