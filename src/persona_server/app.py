@@ -27,6 +27,7 @@ from persona_server.catalog import Catalog
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.limits import Limits, Rate
 from persona_server.settings import Settings
+from persona_server.vectorstores.service import open_existing, vector_stores_of
 
 _SLASHES = re.compile(r"/{2,}")
 # Readiness probes must work without a key, and the API description holds nothing secret; nothing else does
@@ -94,12 +95,16 @@ def _bearer_token(authorization: bytes) -> bytes:
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
+    stores = vector_stores_of(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await catalog.start()  # solvers load in the background: the server listens at once
+        await open_existing(stores)
         try:
             yield
         finally:
+            await stores.close()
             await catalog.close()
             metrics.process_exit()
 
@@ -119,6 +124,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     # Every protocol's routes found in the same time, however late in the list (see api/routing.py).
     app.router = PathTableRouter(app.router.routes, lifespan=lifespan)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
+    app.vector_stores = stores  # type: ignore[attr-defined]
     asgi: ASGIApp = app
     if settings.max_concurrent or settings.rate_limit:
         rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=LOG_FORMATS,
                        help="text lines, or one JSON object per line for log shippers (default text)")
+    _vector_store_args(serve)
 
     ask = sub.add_parser("ask", help="print one answer and exit")
     ask.add_argument("question", nargs="+", help="the question")
@@ -123,6 +124,38 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
                             f"{limits.DEFAULT_BODY_TIMEOUT:g})")
     group.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
                        help="HTTP parser (default auto: httptools when installed)")
+
+
+def _vector_store_args(serve: argparse.ArgumentParser) -> None:
+    def size(text: str) -> int:
+        try:
+            return limits.parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    group = serve.add_argument_group("files and vector stores")
+    group.add_argument("--data-dir", default=os.environ.get("PERSONA_SERVER_DATA_DIR"), metavar="DIR",
+                       help="where uploaded files and vector stores are kept (env PERSONA_SERVER_DATA_DIR; "
+                            "default ~/.local/share/persona-server)")
+    group.add_argument("--vector-db", default=os.environ.get("PERSONA_SERVER_VECTOR_DB"), metavar="URL",
+                       help="keep vectors on the Chroma server at http://HOST:PORT instead of sqlite-vec in the "
+                            "data directory (env PERSONA_SERVER_VECTOR_DB)")
+    group.add_argument("--max-upload-bytes", type=size, default=32 * 1024 * 1024, metavar="BYTES",
+                       help="largest file POST /v1/files accepts, e.g. 32MiB (default); larger ones get 413")
+
+
+def _check_vector_db(url: str | None) -> None:
+    """A --vector-db the server cannot use stops it before it binds, with one line."""
+    if not url:
+        return
+    from persona_server.vectorstores import VectorStoreUnavailable
+    from persona_server.vectorstores.chroma_backend import check_installed, parse_url
+
+    try:
+        parse_url(url)
+        check_installed()
+    except (ValueError, VectorStoreUnavailable) as exc:
+        raise PersonaError(f"--vector-db: {exc}") from None
 
 
 def _env_list(name: str) -> list[str]:
@@ -197,7 +230,11 @@ def serve(args: argparse.Namespace) -> int:
         ovos_personas=args.ovos_personas,
         request_timeout=max(0.0, args.request_timeout),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        data_dir=args.data_dir or None,
+        vector_db=args.vector_db or None,
+        max_upload_bytes=args.max_upload_bytes,
     )
+    _check_vector_db(settings.vector_db)
     setup_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format)
     # Load and check every file before binding: a broken file stops here with one line, no traceback.
     catalog = build_catalog(settings)

@@ -60,6 +60,11 @@ class Settings:
     request_timeout: float = 300.0
     # Seconds in-flight answers get to finish after SIGTERM before they are cancelled.
     graceful_timeout: float = 10.0
+    # Files and vector stores (persona_server.vectorstores): where they are kept (None: datadir.data_root()),
+    # the Chroma server holding the vectors (None: sqlite-vec in the data directory), the largest upload.
+    data_dir: str | None = None
+    vector_db: str | None = None
+    max_upload_bytes: int = 32 * 1024 * 1024
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,6 +17,7 @@ from persona_server.api import (
     bedrock,
     cohere,
     cohere_v1,
+    files,
     gemini,
     health,
     model_lists,
@@ -26,6 +27,7 @@ from persona_server.api import (
     openai,
     responses,
     tgi,
+    vector_stores,
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
@@ -89,6 +91,11 @@ PROTOCOLS: tuple[Protocol, ...] = (
         bedrock.invoke: anthropic.MessagesRequest,
         bedrock.invoke_stream: anthropic.MessagesRequest,
     }, prefixes=bedrock.PREFIXES, error=("BedrockError", bedrock.ERROR_SCHEMA)),
+    Protocol("OpenAI Files and Vector Stores", lambda: [*files.routes(), *vector_stores.routes()], {
+        vector_stores.create_store: vector_stores.CreateStoreRequest,
+        vector_stores.attach_file: vector_stores.AttachFileRequest,
+        vector_stores.search: vector_stores.SearchRequest,
+    }, prefixes=files.PREFIXES),
 )
 
 
