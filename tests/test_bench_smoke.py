@@ -23,6 +23,8 @@ RUNS = {
     "soak": (["--duration", "2", "--warmup", "0.5", "--concurrency", "4"], {"growth_mb_per_10k_requests", "rss_mb"}),
     "everyday": (["--runs", "2"], {"runs", "results"}),
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
+    "knowledge": (["--passages", "300", "--index-passages", "40", "--queries", "5", "--vectors", "{tmp}/v.npy"],
+                  {"indexing", "build", "retrieval"}),
 }
 
 
@@ -30,6 +32,7 @@ RUNS = {
 def test_bench_script_runs(script: str, tmp_path: Path) -> None:
     args, keys = RUNS[script]
     out = tmp_path / "result.json"
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     command = [sys.executable, str(ROOT / "bench" / f"{script}.py"), *args]
     if keys is not None:
         command += ["--json", str(out)]

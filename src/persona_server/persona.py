@@ -233,7 +233,8 @@ class Persona:
 
     def _context(self) -> SolverContext:
         return SolverContext(
-            persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter
+            persona=self.name, http=self._http, build_solver=self.build_solver, thread_limiter=self._limiter,
+            source=self.spec.source,
         )
 
     def build_solver(self, name: str) -> Solver:

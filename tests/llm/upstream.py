@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import socket
 import threading
 import time
@@ -78,9 +79,15 @@ class Upstream:
         self.requests: list[Recorded] = []
         self._scripts: dict[str, collections.deque[Reply]] = collections.defaultdict(collections.deque)
         self._lock = threading.Lock()
+        # Embeddings (OpenAI's /v1/embeddings, Ollama's /api/embed): `scripted_vector` of each input, or an error
+        # that quotes the request's Authorization header, as OpenAI quotes a wrong key.
+        self.embedding_width = 8
+        self.embedding_status = 200
         app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/api/embed", self._embeddings, methods=["POST"]),
         ])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=1)
@@ -128,6 +135,22 @@ class Upstream:
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.requests.append(Recorded(request.url.path, body, dict(request.headers), time.monotonic()))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if self.embedding_status >= 400:
+            quoted = request.headers.get("authorization", "")
+            return JSONResponse({"error": {"message": f"Incorrect API key provided: {quoted}", "type": "invalid",
+                                           "param": None, "code": None}}, status_code=self.embedding_status)
+        vectors = [scripted_vector(text, self.embedding_width) for text in texts]
+        if request.url.path == "/api/embed":
+            return JSONResponse({"model": body["model"], "embeddings": vectors, "prompt_eval_count": len(texts)})
+        # Out of order on purpose: clients must place rows by `index`.
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)][::-1]
+        return JSONResponse({"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)}})
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
@@ -189,6 +212,12 @@ class Upstream:
         yield b"data: " + orjson.dumps(_chunk({}, finish)) + end
         record.finished = time.monotonic()
         yield b"data: [DONE]" + end
+
+
+def scripted_vector(text: str, width: int) -> list[float]:
+    """The upstream's embedding of `text`: fixed by its hash, not of unit length (so normalising shows)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [float(digest[i % len(digest)]) - 127.5 for i in range(width)]
 
 
 class DroppedOnPurpose(Exception):

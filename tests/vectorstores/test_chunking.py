@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from persona_server.vectorstores.chunking import Strategy, chunk_spans, count_tokens, parse_strategy, windows
-from persona_server.vectorstores.extract import ContentCheck, html_text, kind_of
+from persona_server.vectorstores.extract import ContentCheck, extract_text, kind_of
 
 
 def words(n: int) -> str:
@@ -84,7 +86,13 @@ def test_content_checks() -> None:
     assert kind_of("program.exe") is None and kind_of("README") is None
 
 
-def test_html_text_drops_markup_scripts_and_styles() -> None:
+def test_html_text_drops_markup_scripts_and_styles(tmp_path: Path) -> None:
     html = ("<html><head><style>p{}</style><title>x</title></head><body><h1>Title</h1><p>One &amp; two.</p>"
             "<script>alert(1)</script><p>Three</p></body></html>")
-    assert html_text(html) == "Title\n\nOne & two.\n\nThree"
+    stored = tmp_path / "file-123"  # stored files are named by their id, without a suffix
+    stored.write_text(html)
+    kind = kind_of("page.html")
+    assert kind is not None
+    text = extract_text(stored, kind)
+    assert "One & two." in text and "Three" in text and "Title" in text
+    assert "alert" not in text and "p{}" not in text and "<" not in text

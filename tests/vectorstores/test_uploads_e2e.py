@@ -186,8 +186,8 @@ def test_without_the_packages_the_server_still_serves_and_says_what_to_install(t
     hide = tmp_path / "hide"
     (hide / "sqlite_vec").mkdir(parents=True)
     (hide / "sqlite_vec" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    (hide / "sqlean").mkdir()
-    (hide / "sqlean" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    (hide / "pysqlite3").mkdir()
+    (hide / "pysqlite3" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
     persona = tmp_path / "Fast.json"
     persona.write_text(json.dumps({"name": "Fast", "solvers": ["ovos-solver-failure-plugin"]}))
     from tests.conftest import start_server_process

@@ -51,7 +51,8 @@ def gemini_error(error: APIError) -> Response:
 # Every path of this protocol starts with one of these (see api/routing.py); under /v1 only
 # `/v1/models/{model}:{method}` is Gemini's (OpenAI's `/v1/models/{id}` may hold a colon too: `llama3:latest`).
 PREFIXES = ("/v1beta/", "/v1/models/", "/gemini/")
-_METHOD_SUFFIXES = (":generateContent", ":streamGenerateContent", ":countTokens")
+_METHOD_SUFFIXES = (":generateContent", ":streamGenerateContent", ":countTokens", ":embedContent",
+                    ":batchEmbedContents")
 
 
 def is_gemini_path(path: str) -> bool:

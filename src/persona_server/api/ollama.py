@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__, metrics
+from persona_server.api import embedding_common
 from persona_server.api.context import json_response, read_body, server_state
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.schemas import Lenient, Stop, UserId
@@ -267,14 +268,6 @@ async def generate(request: Request) -> Response:
     return await _respond(request, _Answer(persona, query, started, chat=False), body.stream is not False)
 
 
-async def embed(request: Request) -> Response:
-    data = await _json_object(request)
-    model = data.get("model")
-    persona = _pick(request, model if isinstance(model, str) else None)
-    raise APIError(501, f"model '{tag(persona.name)}' does not support embeddings: "
-                        "personas answer questions, none of them has an embedding model")
-
-
 # -- models ---------------------------------------------------------------------------------------------------
 
 
@@ -296,6 +289,10 @@ def _modified_at(persona: Persona, started: int) -> str:
         stamp = os.stat(persona.spec.source).st_mtime
     except OSError:
         stamp = float(started)
+    return _stamp(stamp)
+
+
+def _stamp(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -308,7 +305,9 @@ def _model(persona: Persona, started: int) -> dict[str, Any]:
 async def tags(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     started: int = server_state(request).started
-    return json_response({"models": [_model(persona, started) for persona in catalog]})
+    models = [_model(persona, started) for persona in catalog]
+    models += embedding_common.ollama_model_entries(catalog, _stamp(float(started)))
+    return json_response({"models": models})
 
 
 async def ps(request: Request) -> Response:
@@ -330,6 +329,8 @@ async def show(request: Request) -> Response:
         raise APIError(400, "model is required")
     catalog: Catalog = server_state(request).catalog
     persona = catalog.get(model)
+    if persona is None and embedding_common.is_listed_default(catalog, model):
+        return json_response(_show_embedding_model(_stamp(float(server_state(request).started))))
     if persona is None:
         raise APIError(404, f"model '{model}' not found")
     solvers = [slot.name for slot in persona.slots]
@@ -352,6 +353,14 @@ async def show(request: Request) -> Response:
     })
 
 
+def _show_embedding_model(modified_at: str) -> dict[str, Any]:
+    (entry,) = embedding_common.ollama_model_entries_unchecked(modified_at)
+    return {"license": "Apache-2.0", "modelfile": "# persona-server's built-in embedding model\n", "parameters": "",
+            "template": "", "details": entry["details"], "capabilities": ["embedding"], "modified_at": modified_at,
+            "model_info": {"general.architecture": "bert", "general.basename": "all-MiniLM-L6-v2",
+                           "bert.embedding_length": 384, "bert.context_length": 256}}
+
+
 async def version(request: Request) -> Response:
     return json_response({"version": OLLAMA_VERSION, "persona_server": __version__})
 
@@ -360,8 +369,6 @@ def routes() -> list[Route]:
     return [
         Route("/api/chat", chat, methods=["POST"]),
         Route("/api/generate", generate, methods=["POST"]),
-        Route("/api/embed", embed, methods=["POST"]),
-        Route("/api/embeddings", embed, methods=["POST"]),
         Route("/api/tags", tags, methods=["GET"]),
         Route("/api/ps", ps, methods=["GET"]),
         Route("/api/show", show, methods=["POST"]),

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import metrics
+from persona_server.api import embedding_common
 from persona_server.api.context import json_response, new_id, read_model, server_state
 from persona_server.api.errors import APIError
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
@@ -255,13 +256,16 @@ def _model(persona: Persona, created: int) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     created = server_state(request).started
-    return json_response({"object": "list", "data": [_model(p, created) for p in catalog]})
+    models = [_model(p, created) for p in catalog] + embedding_common.openai_model_entries(catalog, created)
+    return json_response({"object": "list", "data": models})
 
 
 async def retrieve_model(request: Request) -> Response:
     catalog: Catalog = server_state(request).catalog
     model_id = request.path_params["model_id"]
     persona = catalog.get(model_id) if model_id.strip() else None
+    if persona is None and embedding_common.is_listed_default(catalog, model_id):
+        return json_response(embedding_common.openai_model_entry(server_state(request).started))
     if persona is None:
         raise APIError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
     return json_response(_model(persona, server_state(request).started))

@@ -17,6 +17,7 @@ from persona_server.api import (
     bedrock,
     cohere,
     cohere_v1,
+    embeddings,
     files,
     gemini,
     health,
@@ -28,13 +29,14 @@ from persona_server.api import (
     responses,
     tgi,
     vector_stores,
+    vendor_embeddings,
 )
 from persona_server.api.context import json_response
 from persona_server.api.openapi import Protocol, build_document
 from persona_server.api.routing import PrefixedRoutes
 from persona_server.api.schemas import ChatCompletionRequest, CompletionRequest
 
-# Ollama's show and embed read only the model name from their bodies.
+# Ollama's show reads only the model name from its body.
 _MODEL_NAME_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {"model": {"type": "string"}, "name": {"type": "string"}},
@@ -61,8 +63,13 @@ PROTOCOLS: tuple[Protocol, ...] = (
     Protocol("Ollama", ollama.routes, {
         ollama.chat: ollama.ChatRequest,
         ollama.generate: ollama.GenerateRequest,
-        ollama.embed: _MODEL_NAME_BODY,
         ollama.show: _MODEL_NAME_BODY,
+    }),
+    Protocol("OpenAI embeddings", embeddings.openai_routes,
+             {embeddings.create_embeddings: embeddings.EmbeddingRequest}),
+    Protocol("Ollama embeddings", embeddings.ollama_routes, {
+        embeddings.embed: embeddings.OllamaEmbedRequest,
+        embeddings.embeddings: embeddings.OllamaEmbeddingsRequest,
     }),
     Protocol("Ollama models", ollama_models.routes, {ollama_models.pull: _MODEL_NAME_BODY}),
     Protocol("Cohere", cohere.routes, {cohere.chat_v2: cohere.V2ChatRequest},
@@ -75,6 +82,11 @@ PROTOCOLS: tuple[Protocol, ...] = (
         tgi.generate_stream: tgi.TGIGenerateRequest,
         tgi.compat_generate: tgi.TGIGenerateRequest,
     }, error=("TGIError", tgi.ERROR_SCHEMA)),
+    Protocol("Hugging Face TEI", vendor_embeddings.tei_routes,
+             {vendor_embeddings.tei_embed: vendor_embeddings.TEIEmbedRequest}, error=("TGIError", tgi.ERROR_SCHEMA)),
+    Protocol("Cohere embeddings", vendor_embeddings.cohere_routes,
+             {vendor_embeddings.cohere_embed: vendor_embeddings.CohereEmbedRequest},
+             error=("CohereError", cohere.ERROR_SCHEMA)),
     Protocol("Server", _server_routes, open_paths=frozenset({"/health", "/openapi.json"})),
     Protocol("Anthropic", anthropic.routes, {
         anthropic.create_message: anthropic.MessagesRequest,
@@ -84,6 +96,10 @@ PROTOCOLS: tuple[Protocol, ...] = (
         gemini.generate_content: gemini.GenerateRequest,
         gemini.stream_generate_content: gemini.GenerateRequest,
         gemini.count_content_tokens: gemini.CountTokensRequest,
+    }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
+    Protocol("Gemini embeddings", vendor_embeddings.gemini_routes, {
+        vendor_embeddings.embed_content: vendor_embeddings.EmbedContentRequest,
+        vendor_embeddings.batch_embed_contents: vendor_embeddings.BatchEmbedContentsRequest,
     }, prefixes=gemini.PREFIXES, error=("GeminiError", gemini.ERROR_SCHEMA)),
     Protocol("Bedrock", bedrock.routes, {
         bedrock.converse: bedrock.ConverseRequest,

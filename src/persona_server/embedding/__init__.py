@@ -4,12 +4,20 @@ Importable without the `embeddings` extra: `embeddings_available()` says whether
 `default_embedder()` raises `EmbeddingUnavailable` naming the install command when it cannot.
 """
 
-from persona_server.embedding.base import INSTALL_HINT, Embedded, Embedder, EmbeddingUnavailable, normalise_rows
+from persona_server.embedding.base import (
+    INSTALL_HINT,
+    Embedded,
+    Embedder,
+    EmbeddingNotInstalled,
+    EmbeddingUnavailable,
+    normalise_rows,
+)
 from persona_server.embedding.factory import (
     DEFAULT_MODEL,
     default_embedder,
     embedder_from_config,
     embeddings_available,
+    is_default_model,
 )
 
 __all__ = [
@@ -17,9 +25,11 @@ __all__ = [
     "INSTALL_HINT",
     "Embedded",
     "Embedder",
+    "EmbeddingNotInstalled",
     "EmbeddingUnavailable",
     "default_embedder",
     "embedder_from_config",
     "embeddings_available",
+    "is_default_model",
     "normalise_rows",
 ]

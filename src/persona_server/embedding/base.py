@@ -21,6 +21,10 @@ class EmbeddingUnavailable(Exception):
     """No embeddings can be had: the `embeddings` extra is not installed, or the upstream embedder failed."""
 
 
+class EmbeddingNotInstalled(EmbeddingUnavailable):
+    """The default model cannot run here: the message names the install command."""
+
+
 @dataclass(frozen=True, slots=True)
 class Embedded:
     """Vectors plus what they cost: `tokens` is the number of input tokens the model saw (for `usage`)."""

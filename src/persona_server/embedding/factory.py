@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from persona_server.embedding.base import INSTALL_HINT, Embedder, EmbeddingUnavailable
+from persona_server.embedding.base import INSTALL_HINT, Embedder, EmbeddingNotInstalled
 
 if TYPE_CHECKING:
     from persona_server.solvers.base import SolverContext
@@ -31,12 +31,19 @@ def embeddings_available() -> bool:
     """Whether the default model can run here (the extra and the weights package are installed)."""
     global _available
     if _available is None:
-        _available = all(importlib.util.find_spec(name) is not None for name in _REQUIRED_MODULES)
+        _available = not missing_modules()
     return _available
 
 
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules, or a broken parent package
+        return False
+
+
 def missing_modules() -> list[str]:
-    return [name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    return [name for name in _REQUIRED_MODULES if not _findable(name)]
 
 
 def default_embedder() -> Embedder:
@@ -46,9 +53,7 @@ def default_embedder() -> Embedder:
         with _lock:
             if _default is None:
                 if not embeddings_available():
-                    raise EmbeddingUnavailable(
-                        f"embeddings need {', '.join(missing_modules())}: {INSTALL_HINT}"
-                    )
+                    raise EmbeddingNotInstalled(f"embeddings need {', '.join(missing_modules())}: {INSTALL_HINT}")
                 from persona_server.embedding.local import MiniLMEmbedder
 
                 _default = MiniLMEmbedder()

@@ -93,8 +93,9 @@ def build_bert_graph(weights: dict[str, Any], shape: BertShape) -> Any:
 
     # Additive attention mask (batch, 1, 1, tokens): 0 where a token is real, a large negative on padding.
     mask = op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    ext = op("Mul", [op("Sub", [const("f_one", np.array(1.0, np.float32)), mask]),
-                     const("neg", np.array(-1e4, np.float32))])
+    ext = op(
+        "Mul", [op("Sub", [const("f_one", np.array(1.0, np.float32)), mask]), const("neg", np.array(-1e4, np.float32))]
+    )
     ext = op("Unsqueeze", [ext, const("axes12", i64(1, 2))])
     scale = const("scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
     sqrt2 = const("sqrt2", np.array(math.sqrt(2.0), np.float32))
@@ -103,12 +104,13 @@ def build_bert_graph(weights: dict[str, Any], shape: BertShape) -> Any:
 
     for i in range(shape.layers):
         base = f"encoder.layer.{i}"
-        q = op("Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.query"), split_heads])],
-               perm=[0, 2, 1, 3])
-        k = op("Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.key"), split_heads])],
-               perm=[0, 2, 3, 1])
-        v = op("Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.value"), split_heads])],
-               perm=[0, 2, 1, 3])
+        q = op(
+            "Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.query"), split_heads])], perm=[0, 2, 1, 3]
+        )
+        k = op("Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.key"), split_heads])], perm=[0, 2, 3, 1])
+        v = op(
+            "Transpose", [op("Reshape", [linear(x, f"{base}.attention.self.value"), split_heads])], perm=[0, 2, 1, 3]
+        )
         scores = op("Add", [op("Mul", [op("MatMul", [q, k]), scale]), ext])
         context = op("MatMul", [op("Softmax", [scores], axis=-1), v])
         context = op("Reshape", [op("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
@@ -125,8 +127,7 @@ def build_bert_graph(weights: dict[str, Any], shape: BertShape) -> Any:
     summed = op("ReduceSum", [op("Mul", [x, mask3]), one_axis], keepdims=0)
     count = op("Max", [op("ReduceSum", [mask3, one_axis], keepdims=0), const("tiny", np.array(1e-9, np.float32))])
     mean = op("Div", [summed, count])
-    norm = op("Max", [op("ReduceL2", [mean], axes=[-1], keepdims=1),
-                      const("eps_norm", np.array(1e-12, np.float32))])
+    norm = op("Max", [op("ReduceL2", [mean], axes=[-1], keepdims=1), const("eps_norm", np.array(1e-12, np.float32))])
     nodes.append(helper.make_node("Div", [mean, norm], ["embeddings"]))
 
     graph = helper.make_graph(

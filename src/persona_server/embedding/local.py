@@ -89,6 +89,7 @@ class Runtime:
 
     tokenizer: tokenizers.Tokenizer
     session: onnxruntime.InferenceSession
+    _counter: tokenizers.Tokenizer | None = None
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, numpy.ndarray]:
         import numpy as np
@@ -98,6 +99,15 @@ class Runtime:
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
         }
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces of each text before truncation (special tokens included)."""
+        if self._counter is None:
+            counter = type(self.tokenizer).from_str(self.tokenizer.to_str())
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> tuple[numpy.ndarray, int]:
         """One batch: unit vectors and the number of real tokens (the `usage` figure)."""
@@ -153,6 +163,10 @@ class MiniLMEmbedder:
     def _encode(self, texts: Sequence[str]) -> tuple[numpy.ndarray, int]:
         return self.runtime().encode(texts)
 
+    async def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in word pieces before truncation at `max_tokens` (Ollama's `truncate: false`)."""
+        return await anyio.to_thread.run_sync(lambda: self.runtime().token_counts(texts), limiter=_limiter())
+
     async def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         return (await self.embed_with_usage(texts)).vectors
 
@@ -170,4 +184,3 @@ class MiniLMEmbedder:
             out[rows] = vectors
             tokens += used
         return Embedded(out, tokens)
-

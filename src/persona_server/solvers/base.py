@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio.to_thread
@@ -67,8 +68,11 @@ class SolverContext:
         http: Callable[[], httpx.AsyncClient],
         build_solver: Callable[[str], Solver] | None = None,
         thread_limiter: anyio.CapacityLimiter | None = None,
+        source: str | None = None,
     ) -> None:
         self.persona = persona
+        # Where the persona came from (its file's path, or e.g. "<built-in>"): solvers resolve relative paths there.
+        self.source = source
         self._http = http
         self._build_solver = build_solver
         self._limiter = thread_limiter
@@ -77,6 +81,15 @@ class SolverContext:
     def http(self) -> httpx.AsyncClient:
         """The one shared `httpx.AsyncClient` (connection pool) of the process."""
         return self._http()
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the persona's config are taken from: its file's, else the working one."""
+        if self.source:
+            path = Path(self.source)
+            if path.is_file():
+                return path.resolve().parent
+        return Path.cwd()
 
     def solver(self, name: str) -> Solver:
         """Build another solver by name, configured from this persona's block for it (for composite solvers)."""

@@ -15,18 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
 
 from persona_server import secrets
-from persona_server.query import Message, Query, Source
+from persona_server.query import Answer, Message, Query, Source
 from persona_server.solvers import registry
-from persona_server.solvers.base import Solver, SolverContext
+from persona_server.solvers.base import Piece, Solver, SolverContext, whole_answer_pieces
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +113,32 @@ def _warn(context: SolverContext, owner: str, ref: SolverRef, problem: str) -> N
     log.warning("persona %r: %s helper %r %s", context.persona, owner, name, secrets.redact(problem))
 
 
-async def ask(helper: Helper, query: Query, *, limit: float | None = None) -> Result | None:
-    """One helper's whole answer within its timeout, or None (no answer, an error, too slow)."""
+class GroundingSource(Protocol):
+    """A solver with more to give as grounding than its one answer (the knowledge solver: its best passages)."""
+
+    async def grounding_context(self, query: Query) -> Answer | None: ...
+
+
+async def _context_pieces(solver: GroundingSource, query: Query) -> AsyncIterator[Piece]:
+    for piece in whole_answer_pieces(await solver.grounding_context(query)):
+        yield piece
+
+
+async def ask(helper: Helper, query: Query, *, limit: float | None = None,
+              grounding: bool = False) -> Result | None:
+    """One helper's whole answer within its timeout, or None (no answer, an error, too slow). With `grounding`,
+    a solver that offers `grounding_context` gives that instead of its answer."""
     solver = helper.solver
     if not solver.chat:
         query = query.for_question_solver()
     limit = limit if limit is not None else solver.timeout
     pieces: list[str] = []
     sources: list[Source] = []
+    context = getattr(solver, "grounding_context", None) if grounding else None
+    stream = _context_pieces(solver, query) if context is not None else solver.stream(query)  # type: ignore[arg-type]
     try:
         async with asyncio.timeout(limit):
-            async for piece in solver.stream(query):
+            async for piece in stream:
                 if isinstance(piece, Source):
                     sources.append(piece)
                 else:
@@ -138,9 +153,10 @@ async def ask(helper: Helper, query: Query, *, limit: float | None = None) -> Re
     return Result(helper.name, text, sources) if text else None
 
 
-async def ask_all(helpers: Sequence[Helper], query: Query, *, limit: float | None = None) -> list[Result]:
+async def ask_all(helpers: Sequence[Helper], query: Query, *, limit: float | None = None,
+                  grounding: bool = False) -> list[Result]:
     """Every helper at once, each under its own timeout; the answers in helper order, missing ones left out."""
-    results = await asyncio.gather(*(ask(h, query, limit=limit) for h in helpers))
+    results = await asyncio.gather(*(ask(h, query, limit=limit, grounding=grounding) for h in helpers))
     return [r for r in results if r is not None]
 
 
@@ -267,6 +283,6 @@ async def ground(helpers: Sequence[Helper], query: Query) -> tuple[str | None, l
     """Run the context solvers for a query: the system-message block (None when none answered) and sources."""
     if not helpers:
         return None, []
-    results = await ask_all(helpers, query)
+    results = await ask_all(helpers, query, grounding=True)
     sources = [source for result in results for source in result.sources]
     return (grounding_text(results) if results else None), sources

@@ -35,6 +35,7 @@ BUILTINS: dict[str, str] = {
     "persona-solver-math": "persona_server.solvers.arithmetic:MathSolver",
     "persona-solver-units": "persona_server.solvers.units:UnitsSolver",
     "persona-solver-clock": "persona_server.solvers.clock:ClockSolver",
+    "ovos-solver-knowledge-plugin": "persona_server.solvers.knowledge:KnowledgeSolver",
 }
 
 # Other names the same solvers go by in published persona files and OpenVoiceOS documentation.
@@ -64,6 +65,7 @@ ALIASES: dict[str, str] = {
     "math": "persona-solver-math",
     "units": "persona-solver-units",
     "clock": "persona-solver-clock",
+    "knowledge": "ovos-solver-knowledge-plugin",
 }
 
 

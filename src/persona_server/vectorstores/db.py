@@ -1,19 +1,18 @@
 """The SQLite database under the data directory: one connection per process, shared by the metadata and (with
-the default backend) the `sqlite-vec` vectors.
+the default backend) the `sqlite-vec` vectors, so a deletion removes both in one transaction.
 
-Python's own `sqlite3` cannot load extensions where the interpreter was built without that support (pyenv's
-default build, macOS's system Python); `sqlean.py`, a drop-in build of the same module that can, is used then.
-Both connections of a process must come from the same SQLite library: two copies of SQLite in one process do not
-see each other's POSIX locks on the same file, so one connection serves everything.
+With sqlite-vec the connection is the knowledge index's (`knowledge/sqlite.py`: Python's own `sqlite3`, or
+`pysqlite3` where that cannot load extensions); with Chroma holding the vectors, plain `sqlite3`. Never both for
+one file in one process: two copies of SQLite do not see each other's POSIX locks on the same file.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar
 
 from persona_server.vectorstores import INSTALL_HINT, VectorStoreUnavailable
@@ -22,42 +21,33 @@ DB_NAME = "vectorstores.sqlite3"
 T = TypeVar("T")
 
 
-def sqlite_module(extensions: bool) -> ModuleType:
-    """The DB-API module to open the database with: `sqlite3` when it will do, else `sqlean`."""
-    import sqlite3
-
-    if not extensions or hasattr(sqlite3.Connection, "enable_load_extension"):
-        return sqlite3
+def _connect(path: Path, vec: bool) -> Any:
+    if not vec:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
     try:
-        import sqlean  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise VectorStoreUnavailable(
-            f"this Python's sqlite3 cannot load the sqlite-vec extension, and sqlean.py is not installed "
-            f"({INSTALL_HINT})") from None
-    return sqlean  # type: ignore[no-any-return,unused-ignore]
+        from persona_server.knowledge import KnowledgeUnavailable
+        from persona_server.knowledge.sqlite import connect
+    except ImportError as exc:
+        raise VectorStoreUnavailable(f"{exc} ({INSTALL_HINT})") from None
+    try:
+        return connect(path)
+    except KnowledgeUnavailable as exc:
+        raise VectorStoreUnavailable(f"{exc} ({INSTALL_HINT})") from None
 
 
 class Database:
     """One connection, used by one thread at a time (calls come from worker threads)."""
 
     def __init__(self, path: Path, *, vec: bool) -> None:
-        module = sqlite_module(vec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode; `transaction()` opens explicit ones.
-        self.conn: Any = module.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        # Autocommit mode; `transaction()` opens explicit ones. WAL: the `--workers` processes read while one
+        # writes; a writer waits for another up to the busy timeout.
+        self.conn: Any = _connect(path, vec)
         self.lock = threading.RLock()
-        if vec:
-            try:
-                import sqlite_vec  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                raise VectorStoreUnavailable(f"the sqlite-vec package is not installed ({INSTALL_HINT})") from None
-            self.conn.enable_load_extension(True)
-            sqlite_vec.load(self.conn)
-            self.conn.enable_load_extension(False)
-        # WAL: the `--workers` processes read while one writes; a writer waits for another up to the timeout.
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-
-# Bounds on the work one PDF can ask for.
-MAX_PDF_PAGES = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,56 +80,21 @@ def check_json(path: Path) -> str | None:
     return None
 
 
-class _HTMLText(HTMLParser):
-    _SKIP = frozenset({"script", "style", "noscript", "template", "head"})
-    _BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-                        "pre", "blockquote", "table", "ul", "ol", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
-
-
-def html_text(html: str) -> str:
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    return re.sub(r"\n\s*\n\s*", "\n\n", re.sub(r"[ \t\r\f\v]+", " ", text)).strip()
-
-
-def pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-
-    reader = PdfReader(str(path))
-    pages = []
-    for number, page in enumerate(reader.pages):
-        if number >= MAX_PDF_PAGES:
-            break
-        pages.append(page.extract_text() or "")
-    return "\n\n".join(pages)
-
-
 def extract_text(path: Path, kind: Kind) -> str:
-    """The text to chunk. Blocking: call it in a worker thread."""
-    if kind.name == "pdf":
-        return pdf_text(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return html_text(text) if kind.name == "html" else text
+    """The text to chunk: the document read as the knowledge solver reads it (`knowledge/documents.py`: markup
+    dropped, headings and paragraphs kept, PDF pages' text), JSON as it is. Blocking: call it in a worker thread."""
+    data = path.read_bytes()
+    if kind.name == "json":
+        return data.decode("utf-8", errors="replace")
+    from persona_server.knowledge.documents import read_sections
+
+    blocks: list[str] = []
+    for section in read_sections(path.with_suffix(_SUFFIXES[kind.name]), data):
+        if section.heading:
+            blocks.append(section.heading[-1])
+        blocks.extend(section.paragraphs)
+    return "\n\n".join(blocks)
+
+
+# The suffix `read_sections` goes by, per kind (a stored file has no suffix: its name is its id).
+_SUFFIXES = {"text": ".txt", "markdown": ".md", "html": ".html", "pdf": ".pdf"}

@@ -294,6 +294,9 @@ class VectorStores:
         best first. What the search route and the knowledge solver share."""
         import numpy as np
 
+        store_ids = [store_id for store_id in store_ids if await self._call(self.metadata.store, store_id)]
+        if not store_ids:
+            return []
         vectors = await self.embedder.embed(queries)
         best: dict[tuple[str, str, int], tuple[str, Hit]] = {}
         for store_id in store_ids:
@@ -336,9 +339,11 @@ def _remove_stale_uploads(uploads_dir: Path, age: float = 3600) -> None:
 
 
 def vector_stores_of(settings: Settings) -> VectorStores:
-    """The service a server's settings describe (nothing is opened yet)."""
-    return VectorStores(data_root(settings.data_dir), settings.vector_db,
-                        Bounds(max_upload_bytes=settings.max_upload_bytes))
+    """The service a server's settings describe (nothing is opened yet); this process's `current()` one."""
+    global _current
+    _current = VectorStores(data_root(settings.data_dir), settings.vector_db,
+                            Bounds(max_upload_bytes=settings.max_upload_bytes))
+    return _current
 
 
 async def open_existing(stores: VectorStores) -> None:
@@ -348,3 +353,15 @@ async def open_existing(stores: VectorStores) -> None:
             await stores.ready()
         except Exception as exc:
             log.warning("files and vector stores are not available: %s", getattr(exc, "message", exc))
+
+
+_current: VectorStores | None = None
+
+
+def current() -> VectorStores:
+    """This process's service: the server's (see `vector_stores_of`), else one on the default data directory and
+    `$PERSONA_SERVER_VECTOR_DB` (the CLI's `ask`). What the knowledge solver's `vector_store_ids` search."""
+    global _current
+    if _current is None:
+        _current = VectorStores(data_root(), os.environ.get("PERSONA_SERVER_VECTOR_DB") or None)
+    return _current

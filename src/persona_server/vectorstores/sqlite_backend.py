@@ -73,9 +73,7 @@ class SqliteVecBackend(VectorBackend):
         table = _table(collection)
 
         def delete(conn: Any) -> None:
-            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
-                                  (table.strip('"'),)).fetchone()
-            if exists:
+            if self._exists(collection):
                 conn.execute(f"DELETE FROM {table} WHERE rowid IN "
                              "(SELECT id FROM chunks WHERE collection = ? AND file_id = ?)", (collection, file_id))
             conn.execute("DELETE FROM chunks WHERE collection = ? AND file_id = ?",
@@ -83,7 +81,13 @@ class SqliteVecBackend(VectorBackend):
 
         self.db.run(delete)
 
+    def _exists(self, collection: str) -> bool:
+        # A store's table is made when its first file is indexed.
+        return bool(self.db.query("SELECT 1 FROM sqlite_master WHERE name = ?", (_table(collection).strip('"'),)))
+
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[Hit]:
+        if not self._exists(collection):
+            return []
         query = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         rows = self.db.query(
             f"SELECT c.file_id, c.position, c.text, knn.distance FROM "
