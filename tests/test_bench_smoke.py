@@ -25,6 +25,7 @@ RUNS = {
     "observe_cost": (["--requests", "2000"], {"middleware_added_us", "solver_turn_us"}),
     "knowledge": (["--passages", "300", "--index-passages", "40", "--queries", "5", "--vectors", "{tmp}/v.npy"],
                   {"indexing", "build", "retrieval"}),
+    "embeddings": (["--batches", "2", "--batch-size", "4", "--rounds", "1"], {"ratio_median", "results"}),
 }
 
 

@@ -200,7 +200,7 @@ def test_raw_errors_in_gemini_shape(server: ServerProcess) -> None:
     assert empty.status_code == 400
     assert empty.json()["error"]["status"] == "INVALID_ARGUMENT" and empty.json()["error"]["code"] == 400
     # Only GET reads `models/{name}` itself; a method we do not have is a method not allowed there.
-    unknown = httpx.post(server.base_url + "/v1beta/models/fixed:embedContent", json={})
+    unknown = httpx.post(server.base_url + "/v1beta/models/fixed:predict", json={})
     assert unknown.status_code == 405 and unknown.json()["error"]["code"] == 405
     missing = httpx.post(server.base_url + "/gemini/v1beta/nothing", json={})
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"

@@ -127,8 +127,9 @@ def test_load_request(client: ollama.Client, server: ServerProcess) -> None:
 
 def test_list_show_ps_version(client: ollama.Client, server: ServerProcess) -> None:
     names = [m.model for m in client.list().models]
+    # The personas, then the built-in embedding model.
     assert names == ["Fallback:latest", "EchoBot:latest", "History:latest", "Fixed:latest", "Slow:latest",
-                     "Trickle:latest"]
+                     "Trickle:latest", "all-minilm:latest"]
     digests = {m.digest for m in client.list().models}
     assert len(digests) == len(names) and all(d and len(d) == 64 for d in digests)
 
@@ -142,18 +143,16 @@ def test_list_show_ps_version(client: ollama.Client, server: ServerProcess) -> N
     assert info.value.error == "model 'nope' not found"
 
     running = [m.model for m in client.ps().models]
-    assert set(running) == set(names)
+    assert set(running) == set(names) - {"all-minilm:latest"}, "every persona is loaded"
     assert all(m.expires_at is not None for m in client.ps().models)
 
     version = httpx.get(f"{server.base_url}/api/version").json()
     assert version["version"].count(".") == 2
 
 
-def test_embeddings_are_not_supported(client: ollama.Client) -> None:
-    with pytest.raises(ollama.ResponseError) as info:
-        client.embed(model="echobot", input="text")
-    assert info.value.status_code == 501
-    assert "embeddings" in info.value.error
+def test_a_persona_without_an_embedder_embeds_with_the_built_in_model(client: ollama.Client) -> None:
+    reply = client.embed(model="echobot", input="text")
+    assert reply.model == "all-minilm:latest" and len(reply.embeddings[0]) == 384  # the model that embedded
 
 
 # -- raw NDJSON -------------------------------------------------------------------------------------------------
@@ -206,7 +205,8 @@ def test_latest_tag_matching(server: ServerProcess, model: str) -> None:
         ("/api/generate", b'{"model": "echobot", "options": {"num_predict": "5"}}', 400, "num_predict"),
         ("/api/show", b'{}', 400, "model is required"),
         ("/api/show", b'{"model": "ghost"}', 404, "model 'ghost' not found"),
-        ("/api/embeddings", b'{"model": "echobot", "prompt": "x"}', 501, "embeddings"),
+        ("/api/embeddings", b'{"model": "echobot", "prompt": 5}', 400, "prompt"),
+        ("/api/embed", b'{"model": "echobot", "input": [1, 2]}', 400, "input"),
         ("/api/pull", b'{"model": "x"}', 404, "model 'x' not found"),
         ("/api/unknown", b'{}', 404, "404 page not found"),
     ],

@@ -162,7 +162,8 @@ def test_legacy_completions(client: openai.OpenAI) -> None:
 
 
 def test_models(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["Fallback", "EchoBot", "Fixed"]
+    # The personas, then the built-in embedding model.
+    assert [m.id for m in client.models.list()] == ["Fallback", "EchoBot", "Fixed", "all-minilm"]
     assert client.models.retrieve("echobot").id == "EchoBot"
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("nope")
