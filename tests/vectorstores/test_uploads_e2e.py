@@ -204,3 +204,23 @@ def test_without_the_packages_the_server_still_serves_and_says_what_to_install(t
         assert chat.status_code == 200
     finally:
         proc.stop()
+
+
+def test_a_chroma_server_that_is_down_is_a_503_and_a_failed_file(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    proc = start(tmp_path, tmp_path / "data", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        api = client(proc)
+        file_id = api.files.create(file=("a.txt", io.BytesIO(BREAD.encode())), purpose="assistants").id
+        store = api.vector_stores.create(name="nowhere")
+        api.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+        failed = wait_indexed(api, store.id, file_id)
+        assert failed.status == "failed" and failed.last_error is not None
+        assert failed.last_error.code == "server_error"
+        response = httpx.post(f"{proc.base_url}/v1/vector_stores/{store.id}/search", json={"query": "bread"},
+                              trust_env=False, timeout=60)
+        assert response.status_code == 503 and error_of(response)["code"] == "vector_db_unavailable"
+        assert "Chroma" in error_of(response)["message"]
+    finally:
+        proc.stop()

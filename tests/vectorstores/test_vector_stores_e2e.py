@@ -121,6 +121,9 @@ def test_lists_page_by_cursor(api: OpenAI) -> None:
     assert [s.id for s in raw.data] == [made[2], made[1]]
     oldest_first = api.vector_stores.list(limit=3, order="asc", after=made[0])
     assert [s.id for s in oldest_first.data] == made[1:4]
+    # `before` an id: the items just before it in the list's order, in that order.
+    assert [s.id for s in api.vector_stores.list(limit=2, before=made[1]).data] == [made[3], made[2]]
+    assert [s.id for s in api.vector_stores.list(limit=2, order="asc", before=made[3]).data] == [made[1], made[2]]
     # The SDK's auto-paging follows `after` through every page.
     assert [s.id for s in api.vector_stores.list(limit=2) if s.id in made] == made[::-1]
 

@@ -156,6 +156,19 @@ class VectorStores:
     async def _call(self, function: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(function, *args)
 
+    async def _vectors(self, function: Any, *args: Any) -> Any:
+        """A call to the vector database; a Chroma server that is down or failing is a 503, not our bug."""
+        try:
+            return await self._call(function, *args)
+        except VectorStoreUnavailable as exc:
+            raise APIError(503, str(exc), code="vector_db_unavailable", type="server_error") from None
+        except Exception as exc:
+            if self.vector_db is None:
+                raise
+            log.warning("the Chroma server at %s failed: %s", self.vector_db, exc)
+            raise APIError(503, f"The vector database (Chroma at {self.vector_db}) failed: "
+                           f"{type(exc).__name__}", code="vector_db_unavailable", type="server_error") from None
+
     # -- files ----------------------------------------------------------------------------------------------
 
     def file_path(self, file_id: str) -> Path:
@@ -197,7 +210,7 @@ class VectorStores:
         await self._file_row(file_id)
         async with self._write_lock:
             for store_id in await self._call(self.metadata.stores_of_file, file_id):
-                await self._call(self.backend.delete_file, store_id, file_id)
+                await self._vectors(self.backend.delete_file, store_id, file_id)
             await self._call(self.metadata.delete_file, file_id)
         with contextlib.suppress(FileNotFoundError):
             await self._call(self.file_path(file_id).unlink)
@@ -238,7 +251,7 @@ class VectorStores:
         await self._store_row(store_id)
         async with self._write_lock:
             await self._call(self.metadata.delete_store, store_id)
-            await self._call(self.backend.delete_collection, store_id)
+            await self._vectors(self.backend.delete_collection, store_id)
         return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
 
     # -- files of a vector store ------------------------------------------------------------------------------
@@ -283,7 +296,7 @@ class VectorStores:
         await self.get_store_file(store_id, file_id)
         async with self._write_lock:
             await self._call(self.metadata.detach, store_id, file_id)
-            await self._call(self.backend.delete_file, store_id, file_id)
+            await self._vectors(self.backend.delete_file, store_id, file_id)
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
     # -- search ---------------------------------------------------------------------------------------------
@@ -301,7 +314,7 @@ class VectorStores:
         best: dict[tuple[str, str, int], tuple[str, Hit]] = {}
         for store_id in store_ids:
             for vector in np.asarray(vectors):
-                for hit in await self._call(self.backend.search, store_id, vector, k):
+                for hit in await self._vectors(self.backend.search, store_id, vector, k):
                     key = (store_id, hit.file_id, hit.position)
                     if key not in best or best[key][1].score < hit.score:
                         best[key] = (store_id, hit)
