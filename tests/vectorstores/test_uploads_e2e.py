@@ -224,3 +224,24 @@ def test_a_chroma_server_that_is_down_is_a_503_and_a_failed_file(tmp_path: Path)
         assert "Chroma" in error_of(response)["message"]
     finally:
         proc.stop()
+
+
+def test_two_workers_share_one_data_directory(tmp_path: Path) -> None:
+    proc = start(tmp_path, tmp_path / "data", None, "--workers", "2")
+    try:
+        api = client(proc)
+        texts = {f"doc-{i}.md": (LIGHTHOUSE if i % 2 else BREAD) + f"\n\nDocument number {i}." for i in range(6)}
+        ids = [api.files.create(file=(name, io.BytesIO(text.encode())), purpose="assistants").id
+               for name, text in texts.items()]
+        store = api.vector_stores.create(name="shared")
+        for file_id in ids:  # attached through whichever worker takes each request
+            api.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+        for file_id in ids:
+            assert wait_indexed(api, store.id, file_id).status == "completed"
+        for _ in range(8):  # every answer the same, whichever worker gives it
+            assert {f.id for f in api.files.list()} == set(ids)
+            assert api.vector_stores.retrieve(store.id).file_counts.completed == 6
+            hits = list(api.vector_stores.search(store.id, query="sourdough loaf", max_num_results=3))
+            assert all(hit.filename in ("doc-0.md", "doc-2.md", "doc-4.md") for hit in hits), hits
+    finally:
+        proc.stop()
