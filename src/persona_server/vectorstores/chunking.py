@@ -3,8 +3,8 @@ tokens overlapping by `chunk_overlap_tokens` (the default, "auto", is 800 and 40
 
 Tokens are counted by a word-piece approximation, not a model's tokenizer: each run of word characters and each
 other non-space character is one token. For English prose that is within about 20% of OpenAI's cl100k count,
-and it needs no vocabulary. A chunk's text is the original text from its first token to its last, whitespace
-and all.
+and it needs no vocabulary. A chunk's text is the extracted text (see `extract.py`) from its first token to its
+last, as it stands.
 """
 
 from __future__ import annotations
