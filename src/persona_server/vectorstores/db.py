@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from persona_server.vectorstores import INSTALL_HINT, VectorStoreUnavailable
 
 DB_NAME = "vectorstores.sqlite3"
+MMAP_BYTES = 1 << 30  # address space only; pages are the OS's to keep or drop
 T = TypeVar("T")
 
 
@@ -34,9 +35,13 @@ def _connect(path: Path, vec: bool) -> Any:
     except ImportError as exc:
         raise VectorStoreUnavailable(f"{exc} ({INSTALL_HINT})") from None
     try:
-        return connect(path)
+        conn = connect(path)
     except KnowledgeUnavailable as exc:
         raise VectorStoreUnavailable(f"{exc} ({INSTALL_HINT})") from None
+    # A KNN search scans every vector of a store: read through a memory map, not SQLite's page cache, it takes
+    # half the time (bench/vector_stores.py: 245 -> 120 ms over 100,000 chunks on a loaded machine).
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    return conn
 
 
 class Database:
