@@ -28,7 +28,7 @@ def test_the_knowledge_solver_answers_from_vector_stores(tmp_path: Path) -> None
 
     # Only the named store is searched: the volcano store is not this persona's.
     persona = {"name": "Notes", "solvers": ["knowledge", "failure"], "failure": {"answers": [FALLBACK]},
-               "knowledge": {"vector_store_ids": [store.id, "vs_deleted_long_ago"], "min_score": 0.3}}
+               "knowledge": {"vector_store_ids": [store.id, "vs_deleted_long_ago"], "min_score": 0.25}}
     server = start_server_process(*persona_args(tmp_path, {"notes.json": persona}), "--data-dir", str(data),
                                   log_path=tmp_path / "server.log")
     try:
