@@ -47,6 +47,14 @@ The password of the guest wifi network is written on the whiteboard in meeting r
 The recycling bins in the basement are emptied every Thursday morning by the building staff.
 """
 
+FAQ = """<!doctype html><html><head><title>FAQ</title><style>.launch { color: red }</style></head><body>
+<script>const note = "The rocket launch code of the observatory is 4711, kept in the safe.";</script>
+<h1>Observatory FAQ</h1>
+<h2>Opening hours</h2>
+<p>The observatory dome opens to visitors at nine in the evening on clear nights, from April to October.</p>
+</body></html>
+"""
+
 GUIDE_PAGES = [
     ["Harbour Point lighthouse: the keeper's guide.", "Read this before your first night shift."],
     ["The lamp of the Harbour Point lighthouse must be lit thirty minutes before sunset.",
@@ -68,6 +76,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (docs / "manual.md").write_text(MANUAL, encoding="utf-8")
     (docs / "notes.txt").write_text(NOTES, encoding="utf-8")
     (docs / "guide.pdf").write_bytes(make_pdf(GUIDE_PAGES))
+    (docs / "faq.html").write_text(FAQ, encoding="utf-8")
     (docs / "picture.png").write_bytes(b"\x89PNG not a document")  # not indexed
     return root
 
@@ -150,6 +159,15 @@ def test_a_text_file_answer(root: Path, client: openai.OpenAI) -> None:
     assert sources[0]["title"] == "notes.txt"
 
 
+def test_html_is_read_without_its_scripts(root: Path, client: openai.OpenAI) -> None:
+    text, _, sources = ask(client, "Docs", "When does the observatory dome open to visitors?")
+    assert text.startswith("The observatory dome opens to visitors at nine in the evening")
+    assert sources[0]["title"] == "faq.html > Observatory FAQ > Opening hours"
+    text = ask(client, "Docs", "What is the rocket launch code of the observatory?")[0]
+    assert "4711" not in text
+    assert not query_db(root, "SELECT text FROM passages WHERE text LIKE '%4711%' OR text LIKE '%color%'")
+
+
 def test_an_unrelated_question_moves_the_chain_on(client: openai.OpenAI) -> None:
     for question in ("What is the capital of Mongolia?", "Who won the football match yesterday?"):
         text, solver, sources = ask(client, "Docs", question)
@@ -166,7 +184,7 @@ def test_two_personas_over_the_same_paths_share_one_index(root: Path, client: op
     # "docs" relative to the persona files and ".../docs/" absolute: one path set, one database, one row set.
     assert ask(client, "Again", "When are the recycling bins emptied?")[1] == "ovos-solver-knowledge-plugin"
     paths = sorted(row[0] for row in query_db(root, "SELECT path FROM files"))
-    assert paths == sorted(str(root / "docs" / name) for name in ("guide.pdf", "manual.md", "notes.txt"))
+    assert paths == sorted(str(root / "docs" / name) for name in ("faq.html", "guide.pdf", "manual.md", "notes.txt"))
     passages = query_db(root, "SELECT count(*), count(DISTINCT text) FROM passages")[0]
     assert passages[0] == passages[1] > 0  # each passage stored once
     assert query_db(root, "SELECT count(*) FROM passage_vectors")[0][0] == passages[0]
@@ -211,5 +229,5 @@ def test_an_llm_is_grounded_on_the_best_passages(root: Path, upstream: Upstream,
 
 def test_the_index_reports_its_files_in_the_server_log(server: ServerProcess) -> None:
     log = server.log()
-    assert "passages from 3 files" in log
+    assert "passages from 4 files" in log
     assert json.dumps("sk-test")[1:-1] not in log

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from persona_server.knowledge import sqlite as knowledge_sqlite
-from tests.conftest import ServerProcess, persona_args, start_server_process
+from tests.conftest import EXAMPLES, ROOT, ServerProcess, persona_args, run_cli, start_server_process
 
 FALLBACK = "Nothing about that here."
 FAILURE = {"answers": [FALLBACK]}
@@ -170,3 +170,15 @@ def test_workers_share_one_index_and_never_see_half_an_update(root: Path, tmp_pa
         assert rows(db, "SELECT count(*) FROM passage_vectors") == [(2,)]
     finally:
         proc.stop()
+
+
+def test_the_example_persona_answers_from_this_projects_readme(tmp_path: Path) -> None:
+    result = run_cli("ask", "--json", "--persona", str(EXAMPLES / "documents.json"),
+                     "how do I run several worker processes", env={"PERSONA_SERVER_CACHE": str(tmp_path)}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["solver"] == "ovos-solver-knowledge-plugin"
+    assert answer["sources"][0]["url"] == (ROOT / "README.md").as_uri()
+    # Whichever section of the README it is today (the README changes), it is about workers.
+    assert answer["sources"][0]["title"].startswith("README.md > persona-server > ")
+    assert "--workers" in answer["answer"]

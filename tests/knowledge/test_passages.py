@@ -24,6 +24,10 @@ wrapped over two lines.
 - one item
 - another item
 
+| name | what |
+| --- | :-: |
+| a | first |
+
 ```
 # not a heading
 ```
@@ -42,7 +46,8 @@ Next text.
     assert [(s.heading, s.paragraphs) for s in sections] == [
         ((), ["Intro line before any heading."]),
         (("Guide",), ["Welcome to the guide with bold words and code."]),
-        (("Guide", "Setup"), ["First step, wrapped over two lines.", "- one item\n- another item",
+        (("Guide", "Setup"), ["First step, wrapped over two lines.", "- one item", "- another item",
+                              "| name | what |", "| a | first |",
                               "# not a heading"]),
         (("Guide", "Install"), ["The setext heading is level two."]),
         (("Guide", "Install", "Deep"), ["Deep text."]),

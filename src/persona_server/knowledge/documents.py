@@ -59,7 +59,9 @@ def _plain_paragraphs(text: str) -> list[str]:
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
+# A list item or a table row: a paragraph of its own.
+_LIST_ITEM = re.compile(r"^\s*(?:(?:[-*+]|\d{1,9}[.)])\s+|\|)")
+_TABLE_RULE = re.compile(r"^\s*\|?(?:\s*:?-+:?\s*\|)+\s*:?-*:?\s*$")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _MARKS = re.compile(r"\*\*|__|`+")
@@ -99,10 +101,15 @@ def markdown_sections(text: str) -> list[Section]:
 
     def flush() -> None:
         if lines:
-            # Wrapped lines join with a space; list items keep their own lines.
+            # Wrapped lines join with a space; each list item and table row is a paragraph of its own (short
+            # ones are merged again when split into passages), so a list of long items is not one diluted passage.
             joined = lines[0].strip()
             for line in lines[1:]:
-                joined += ("\n" if _LIST_ITEM.match(line) else " ") + line.strip()
+                if _LIST_ITEM.match(line):
+                    builder.paragraph(_inline(joined))
+                    joined = line.strip()
+                else:
+                    joined += " " + line.strip()
             builder.paragraph(_inline(joined))
             lines.clear()
 
@@ -130,7 +137,8 @@ def markdown_sections(text: str) -> list[Section]:
         if not line.strip():
             flush()
             continue
-        lines.append(line)
+        if not _TABLE_RULE.match(line):
+            lines.append(line)
     flush()
     return builder.result()
 

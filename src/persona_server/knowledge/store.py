@@ -30,6 +30,8 @@ from persona_server.knowledge.passages import DEFAULT_PASSAGE_CHARS, Passage, sp
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+# Bump when documents.py or passages.py split files differently: existing indexes are then rebuilt.
+SPLITTING_VERSION = "3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,14 @@ class PassageStore:
             for key, value in wanted.items():
                 db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+            # Passages made by other splitting code or another passage size: index every file again.
+            splitting = f"{SPLITTING_VERSION}:{self.limits.passage_chars}"
+            if stored.get("splitting") != splitting:
+                db.execute("DELETE FROM passage_vectors")
+                db.execute("DELETE FROM passages")
+                db.execute("DELETE FROM files")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('splitting', ?)", (splitting,))
+                self._bump(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -11,7 +11,8 @@ files, default 2; 0: never); `embedder` (another embedder, see `persona_server.e
 `vectorstores/retrieval.py`).
 
 In the chain it answers with the best passage (by BM25 and embedding similarity fused, see
-`knowledge/retrieval.py`), trimmed to whole sentences, its source (file, heading, page) in `sources`. In an LLM
+`knowledge/retrieval.py`) among the four best whose cosine similarity reaches `min_score`, trimmed to whole
+sentences, its source (file, heading, page) in `sources`. In an LLM
 solver's `context_solvers` it gives its `k` best passages above `min_score`, each with its source. The index is
 shared with every persona naming the same paths (`knowledge/bases.py`).
 """
@@ -30,6 +31,8 @@ from persona_server.knowledge.store import Limits
 from persona_server.limits import parse_size
 from persona_server.query import Answer, Query, Source
 from persona_server.solvers.base import Solver, SolverContext, SolverOptions
+
+ANSWER_CANDIDATES = 4
 
 
 class KnowledgeOptions(SolverOptions):
@@ -114,8 +117,11 @@ class KnowledgeSolver(Solver):
         return sorted((hit for hits in found for hit in hits), key=lambda hit: -hit.score)[:k]
 
     async def answer(self, query: Query) -> Answer | None:
-        hits = await self.search(query.question, 1)
-        if not hits or hits[0].score < self.options.min_score:
+        # The best-ranked of the few best passages that is close enough in meaning: a passage ranked first for
+        # its words alone does not hide a good one ranked second.
+        hits = [hit for hit in await self.search(query.question, ANSWER_CANDIDATES)
+                if hit.score >= self.options.min_score]
+        if not hits:
             return None
         best = hits[0]
         return Answer(text=excerpt(best.text, query.question, self.options.max_chars), sources=[best.source])
