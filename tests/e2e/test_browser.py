@@ -232,7 +232,7 @@ def test_a_page_on_another_loopback_port_lists_models_and_streams(browser: Any, 
         page.goto(f"http://127.0.0.1:{page_port}/")
         for proc, key in ((server, None), (keyed, KEY)):
             result = page.evaluate(CLIENT_JS, {"base": proc.base_url, "key": key})
-            assert result["modelsStatus"] == 200 and result["listed"] == ["Llm"], result
+            assert result["modelsStatus"] == 200 and result["listed"] == ["Llm", "all-minilm"], result
             assert result["status"] == 200 and result["content"] == "".join(TOKENS), result
             assert result["done"] and result["reads"] >= 2, result  # it streamed, in several reads
         # Without the key the page is told so, readably.

@@ -257,3 +257,58 @@ def test_without_the_extra_the_server_answers_and_names_the_install(tmp_path: Pa
             assert "pip install 'persona-server[embeddings]'" in response.text, path
     finally:
         proc.stop()
+
+
+# -- the vendor protocols, through their own SDKs ----------------------------------------------------------------
+
+
+def _reference(client: openai.OpenAI, texts: list[str]) -> np.ndarray:
+    reply = client.embeddings.create(model="all-minilm", input=texts, encoding_format="float")
+    return np.array([d.embedding for d in reply.data])
+
+
+def test_gemini_sdk_embed_content(client: openai.OpenAI, server: ServerProcess) -> None:
+    from google import genai
+    from google.genai import errors
+
+    gemini = genai.Client(api_key="unused", http_options={"base_url": server.base_url})
+    reply = gemini.models.embed_content(model="all-minilm", contents=[QUESTION, PARAPHRASE, UNRELATED])
+    vectors = np.array([e.values for e in reply.embeddings or []])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(vectors, _reference(client, [QUESTION, PARAPHRASE, UNRELATED]), atol=1e-5)
+    single = httpx.post(server.base_url + "/v1beta/models/all-minilm:embedContent",
+                        json={"content": {"parts": [{"text": QUESTION}]}}).json()
+    assert cosine(np.array(single["embedding"]["values"]), vectors[0]) > 0.9999
+    with pytest.raises(errors.ClientError) as info:
+        gemini.models.embed_content(model="all-minilm", contents="x", config={"output_dimensionality": 64})
+    assert (info.value.code, info.value.status) == (400, "INVALID_ARGUMENT")
+
+
+def test_cohere_sdk_embed(client: openai.OpenAI, server: ServerProcess) -> None:
+    import cohere
+
+    co = cohere.ClientV2(api_key="unused", base_url=server.base_url)
+    reply = co.embed(texts=[QUESTION, UNRELATED], model="all-minilm", input_type="search_query",
+                     embedding_types=["float"])
+    vectors = np.array(reply.embeddings.float_)
+    assert np.allclose(vectors, _reference(client, [QUESTION, UNRELATED]), atol=1e-5)
+    assert reply.texts == [QUESTION, UNRELATED] and reply.meta and reply.meta.billed_units
+    with pytest.raises(cohere.BadRequestError):
+        co.embed(texts=["x"], model="all-minilm", input_type="search_query", embedding_types=["int8"])
+
+
+def test_huggingface_hub_feature_extraction(client: openai.OpenAI, server: ServerProcess) -> None:
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.errors import HfHubHTTPError
+
+    tei = InferenceClient(base_url=server.base_url + "/embed")
+    one = tei.feature_extraction(QUESTION)
+    assert one.shape == (1, 384) and one.dtype == np.float32
+    assert cosine(one[0], _reference(client, [QUESTION])[0]) > 0.9999
+    raw = httpx.post(server.base_url + "/embed", json={"inputs": [QUESTION, UNRELATED]}).json()
+    assert np.array(raw).shape == (2, 384)
+    # TEI's default: an input longer than the model's context is refused, in TGI's error shape.
+    with pytest.raises(HfHubHTTPError) as info:
+        tei.feature_extraction("lorem " * 400)
+    assert info.value.response is not None and info.value.response.status_code == 422
+    assert tei.feature_extraction("lorem " * 400, truncate=True).shape == (1, 384)

@@ -27,7 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def test_the_openai_client_on_the_openai_prefix(server: ServerProcess) -> None:
     client = openai.OpenAI(base_url=server.base_url + "/openai/v1", api_key="x", max_retries=0, timeout=30)
-    assert [m.id for m in client.models.list()] == ["Prefixed"]
+    assert [m.id for m in client.models.list()] == ["Prefixed", "all-minilm"]
     reply = client.chat.completions.create(model="Prefixed",
                                            messages=[{"role": "user", "content": "what is a lighthouse"}])
     assert "tower" in reply.choices[0].message.content.lower()
@@ -40,7 +40,7 @@ def test_the_openai_client_on_the_openai_prefix(server: ServerProcess) -> None:
 
 def test_the_ollama_client_on_the_ollama_prefix(server: ServerProcess) -> None:
     client = ollama.Client(host=server.base_url + "/ollama", timeout=30)
-    assert [m.model for m in client.list().models] == ["Prefixed:latest"]
+    assert [m.model for m in client.list().models] == ["Prefixed:latest", "all-minilm:latest"]
     reply = client.chat(model="Prefixed", messages=[{"role": "user", "content": "what is a lighthouse"}], stream=False)
     assert "tower" in reply["message"]["content"].lower()
     text = "".join(part["response"] for part in client.generate(model="Prefixed", prompt="define lighthouse",
@@ -64,7 +64,7 @@ def test_a_persona_from_llm_environment_variables_serves_a_scripted_upstream(sta
         server = start_server(env={"LLM_URL": upstream.base_url, "LLM_KEY": secret, "LLM_MODEL": "env-model",
                                    "LLM_SYSTEM_PROMPT": "ENV PROMPT", "PERSONA_NAME": "EnvBot"})
         client = openai.OpenAI(base_url=server.base_url + "/openai/v1", api_key="x", max_retries=0, timeout=30)
-        assert [m.id for m in client.models.list()] == ["EnvBot"]
+        assert [m.id for m in client.models.list()] == ["EnvBot", "all-minilm"]
         reply = client.chat.completions.create(model="EnvBot", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content == "Hello from upstream."
         request = upstream.requests[-1]
