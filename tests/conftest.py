@@ -216,3 +216,13 @@ def wait_for_file(path: Path, timeout: float = 5) -> str:
             return path.read_text()
         time.sleep(0.05)
     return ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every server a test starts keeps its uploads and vector stores (PERSONA_SERVER_DATA_DIR) in a temporary
+    directory, never in the user's ~/.local/share; tests that need their own pass --data-dir."""
+    root = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERSONA_SERVER_DATA_DIR", str(root))
+        yield root

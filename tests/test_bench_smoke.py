@@ -27,6 +27,7 @@ RUNS = {
     "knowledge": (["--passages", "300", "--index-passages", "40", "--queries", "5", "--vectors", "{tmp}/v.npy"],
                   {"indexing", "build", "retrieval"}),
     "embeddings": (["--batches", "2", "--batch-size", "4", "--rounds", "1"], {"ratio_median", "results"}),
+    "vector_stores": (["--chunks", "300", "--queries", "5"], {"sqlite-vec"}),
 }
 
 

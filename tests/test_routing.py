@@ -111,10 +111,11 @@ def test_router_and_labels_agree() -> None:
 
 
 def test_groups_hold_every_vendor_route_once() -> None:
-    grouped = [r.path for g in all_routes() if isinstance(g, PrefixedRoutes) for r in g.routes]
-    vendors = [r.path for p in PROTOCOLS if p.prefixes for r in p.routes()]
+    # A route is a path and its methods: one path may have a route per method (`GET` and `POST /v1/files`).
+    grouped = [(r.path, *sorted(r.methods)) for g in all_routes() if isinstance(g, PrefixedRoutes) for r in g.routes]
+    vendors = [(r.path, *sorted(r.methods)) for p in PROTOCOLS if p.prefixes for r in p.routes()]
     assert sorted(grouped) == sorted(vendors) and len(set(grouped)) == len(grouped)
-    assert set(grouped) <= {r.path for r in flat_routes()}
+    assert {path for path, *_ in grouped} <= {r.path for r in flat_routes()}
     # Each group's prefixes cover its routes.
     for group in all_routes():
         if isinstance(group, PrefixedRoutes):

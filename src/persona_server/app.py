@@ -21,6 +21,7 @@ from persona_server.budget import RequestBudget
 from persona_server.catalog import Catalog
 from persona_server.limits import Limits, Rate
 from persona_server.settings import Settings
+from persona_server.vectorstores.service import open_existing, vector_stores_of
 
 
 def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
@@ -29,15 +30,18 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         from persona_server.api.mcp_server import McpEndpoint
 
         mcp = McpEndpoint(catalog, settings)
+    stores = vector_stores_of(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await catalog.start()  # solvers load in the background: the server listens at once
+        await open_existing(stores)
         try:
             # The MCP sessions end before the personas they use are closed.
             async with mcp.lifespan() if mcp is not None else contextlib.nullcontext():
                 yield
         finally:
+            await stores.close()
             await catalog.close()
             metrics.process_exit()
 
@@ -57,6 +61,7 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     # No slash redirects: the front door strips trailing slashes, so one would loop (`/ui` -> `/ui/` -> `/ui`).
     app.router = PathTableRouter(app.router.routes, lifespan=lifespan, redirect_slashes=False)
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
+    app.vector_stores = stores  # type: ignore[attr-defined]
     inner: ASGIApp = app.router.app
     if settings.max_concurrent or settings.rate_limit:
         rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None

@@ -71,6 +71,11 @@ class Settings:
     state_timeout: float = 0.25
     # Serve the personas as MCP tools at /mcp (streamable HTTP; api/mcp_server.py).
     mcp: bool = False
+    # Files and vector stores (persona_server.vectorstores): where they are kept (None: datadir.data_root()),
+    # the Chroma server holding the vectors (None: sqlite-vec in the data directory), the largest upload.
+    data_dir: str | None = None
+    vector_db: str | None = None
+    max_upload_bytes: int = 32 * 1024 * 1024
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

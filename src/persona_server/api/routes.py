@@ -18,6 +18,7 @@ from persona_server.api import (
     cohere,
     cohere_v1,
     embeddings,
+    files,
     gemini,
     health,
     model_lists,
@@ -28,6 +29,7 @@ from persona_server.api import (
     personas,
     responses,
     tgi,
+    vector_stores,
     vendor_embeddings,
     web,
 )
@@ -109,6 +111,11 @@ PROTOCOLS: tuple[Protocol, ...] = (
         bedrock.invoke: anthropic.MessagesRequest,
         bedrock.invoke_stream: anthropic.MessagesRequest,
     }, prefixes=bedrock.PREFIXES, error=("BedrockError", bedrock.ERROR_SCHEMA)),
+    Protocol("OpenAI Files and Vector Stores", lambda: [*files.routes(), *vector_stores.routes()], {
+        vector_stores.create_store: vector_stores.CreateStoreRequest,
+        vector_stores.attach_file: vector_stores.AttachFileRequest,
+        vector_stores.search: vector_stores.SearchRequest,
+    }, prefixes=files.PREFIXES),
 )
 
 

@@ -6,6 +6,9 @@ cosine similarity between the question and the best passage below which there is
 on); `max_chars` of an answer (default 600; whole sentences); bounds `max_files` (1,000), `max_file_size`
 (10 MiB), `max_passages` (50,000), `passage_chars` (1,000); `poll_interval` (seconds between checks for changed
 files, default 2; 0: never); `embedder` (another embedder, see `persona_server.embedding`; default all-minilm).
+`vector_store_ids`: this server's vector stores (`/v1/vector_stores`) to answer from too, with or without
+`paths`; they are searched by embedding similarity with the built-in model they were indexed with (see
+`vectorstores/retrieval.py`).
 
 In the chain it answers with the best passage (by BM25 and embedding similarity fused, see
 `knowledge/retrieval.py`) among the four best whose cosine similarity reaches `min_score`, trimmed to whole
@@ -34,6 +37,8 @@ ANSWER_CANDIDATES = 4
 
 class KnowledgeOptions(SolverOptions):
     paths: list[str] = Field(default_factory=list, max_length=100, description="folders or files to index")
+    vector_store_ids: list[str] = Field(default_factory=list, max_length=20,
+                                        description="OpenAI-style vector stores of this server to answer from too")
     k: int = Field(default=4, ge=1, le=20, description="passages given as grounding context")
     min_score: float = Field(default=0.3, ge=-1.0, le=1.0,
                              description="least cosine similarity of question and passage for an answer")
@@ -67,8 +72,9 @@ class KnowledgeSolver(Solver):
         missing = knowledge.missing_modules()
         if missing:
             raise ValueError(f"the knowledge solver needs {', '.join(missing)}: {knowledge.EXTRA_HINT}")
-        if not self.options.paths:
-            raise ValueError("the knowledge solver needs 'paths': folders or files to answer from")
+        if not self.options.paths and not self.options.vector_store_ids:
+            raise ValueError("the knowledge solver needs 'paths' (folders or files to answer from) or "
+                             "'vector_store_ids'")
         base = context.base_dir
         self.roots = sorted({(base / Path(p).expanduser()).resolve() for p in self.options.paths})
         self.indexes: list[PassageIndex] = []
@@ -78,8 +84,14 @@ class KnowledgeSolver(Solver):
         from persona_server.embedding import embedder_from_config
         from persona_server.knowledge import bases
 
-        embedder = embedder_from_config(self.options.embedder, self.context)
         o = self.options
+        if o.vector_store_ids:
+            from persona_server.vectorstores.retrieval import VectorStoreIndex
+
+            self.indexes.append(VectorStoreIndex(o.vector_store_ids))
+        if not self.roots:
+            return
+        embedder = embedder_from_config(self.options.embedder, self.context)
         limits = Limits(max_files=o.max_files, max_file_bytes=o.max_file_size, max_passages=o.max_passages,
                         passage_chars=o.passage_chars)
         base = await bases.acquire(self.roots, embedder, limits, o.poll_interval)
