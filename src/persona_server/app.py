@@ -63,14 +63,17 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
     app.persona_server = ServerState(catalog, settings, int(time.time()))  # type: ignore[attr-defined]
     app.vector_stores = stores  # type: ignore[attr-defined]
     inner: ASGIApp = app.router.app
+    limits = None
     if settings.max_concurrent or settings.rate_limit:
         rate = Rate.parse(settings.rate_limit) if settings.rate_limit else None
-        inner = Limits(inner, max_concurrent=settings.max_concurrent, rate=rate,
-                       key_by_api_key=bool(settings.api_key),
-                       shared_rate=catalog.state.rate_limiter(rate) if rate else None)
+        limits = Limits(inner, max_concurrent=settings.max_concurrent, rate=rate,
+                        key_by_api_key=bool(settings.api_key),
+                        shared_rate=catalog.state.rate_limiter(rate) if rate else None)
+        if rate is not None:  # without one, the front door's count of requests in flight is all there is to do
+            inner = limits
     hosts = HostPolicy(settings.allowed_hosts) if settings.is_loopback else None
     return FrontDoor(
         app, inner, routes, guard=BrowserGuard(OriginPolicy(settings.cors_origins), hosts),
-        api_key=settings.api_key, open_paths=open_paths(), also_open=also_open,
+        api_key=settings.api_key, open_paths=open_paths(), also_open=also_open, limits=limits,
         budget=RequestBudget(settings.request_timeout) if settings.request_timeout > 0 else None,
     )

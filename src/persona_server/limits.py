@@ -169,8 +169,10 @@ class RateLimiter:
 class Limits:
     """Refuses requests beyond `max_concurrent` in flight, and beyond a client's `rate`, with 429.
 
-    A client is its API key when the server checks keys (this runs inside RequireApiKey, so the key is a valid
-    one); otherwise its address: a key the server does not check is the client's to change at will.
+    The front door (api/front_door.py), which every request passes, checks and counts the requests in flight
+    (`busy`, `active`); as ASGI middleware around the routes, this checks the rate, when one is configured. A
+    client is its API key when the server checks keys (the key check runs first, so it is a valid one); otherwise
+    its address: a key the server does not check is the client's to change at will.
     """
 
     def __init__(self, app: ASGIApp, *, max_concurrent: int | None, rate: Rate | None = None,
@@ -183,11 +185,17 @@ class Limits:
         self.key_by_api_key = key_by_api_key
         self.active = 0
 
+    def busy(self) -> errors.APIError | None:
+        """The refusal of a request beyond `max_concurrent` in flight, or None."""
+        if self.max_concurrent and self.active >= self.max_concurrent:
+            error = refuse("concurrency", 429, f"The server is busy: {self.max_concurrent} requests are in "
+                           "progress. Try again shortly.")
+            error.headers = {"Retry-After": "1"}
+            return error
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if self.rate is not None:
+        if self.rate is not None and scope["type"] == "http" and scope["path"] not in UNLIMITED_PATHS:
             if self.shared_rate is not None:
                 wait = await self.shared_rate.acquire(self._client(scope))
             else:
@@ -197,16 +205,7 @@ class Limits:
                                f"client. Try again in {math.ceil(wait)} s.")
                 await self._refuse(scope, receive, send, error, wait)
                 return
-        if self.max_concurrent and self.active >= self.max_concurrent:
-            error = refuse("concurrency", 429, f"The server is busy: {self.max_concurrent} requests are in "
-                           "progress. Try again shortly.")
-            await self._refuse(scope, receive, send, error, 1.0)
-            return
-        self.active += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.active -= 1
+        await self.app(scope, receive, send)
 
     def _client(self, scope: Scope) -> object:
         if self.key_by_api_key:

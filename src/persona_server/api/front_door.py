@@ -7,8 +7,8 @@
 3. the request budget (`--request-timeout`, see `budget`);
 4. the browser guard (Host and Origin checks, preflights, CORS headers on every response, see `browser`);
 5. the API key, where the client's SDK sends it;
-6. the routes (behind the concurrency and rate limits, `limits.Limits`), whose exceptions become errors in the
-   route's own format here.
+6. the bound on requests in flight, then the routes (behind the rate limit, `limits.Limits`), whose exceptions
+   become errors in the route's own format here.
 
 Why one layer and not a middleware per concern: each ASGI layer costs a coroutine per request and another per
 message sent, a few microseconds in all, a tenth of a small request (see bench/README.md, "Throughput"). Starlette's
@@ -35,9 +35,10 @@ from persona_server import logs, metrics
 from persona_server.api import browser, errors, web
 from persona_server.api.observe import METHODS, RouteTemplates, new_request_id, sane_request_id
 from persona_server.api.prefixes import strip_vendor_prefix
-from persona_server.api.streaming import ClientGone
+from persona_server.api.streaming import REQUEST_TASK, ClientGone
 from persona_server.budget import RequestBudget
 from persona_server.chain import AnswerFailed, NoAnswer
+from persona_server.limits import UNLIMITED_PATHS, Limits
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def canonical_path(path: str) -> str:
 class FrontDoor:
     def __init__(self, app: ASGIApp, router: ASGIApp, routes: Sequence[BaseRoute], *, guard: browser.BrowserGuard,
                  api_key: str | None, open_paths: frozenset[str], budget: RequestBudget | None,
-                 also_open: Callable[[str], bool] | None = None) -> None:
+                 also_open: Callable[[str], bool] | None = None, limits: Limits | None = None) -> None:
         self.app = app  # the Starlette app: the lifespan, and `request.app` for the routes
         self.router = router  # the routes, behind the limits
         self.templates = RouteTemplates(routes)
@@ -78,6 +79,8 @@ class FrontDoor:
         # Paths of features behind a flag that must stay open too (A2A agent cards), when they are on.
         self.also_open = also_open
         self.budget = budget
+        # The bound on requests in flight (and, as the `router` layer, the rate), if any (see limits.Limits).
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,7 +100,7 @@ class FrontDoor:
         record = metrics.RequestRecord()
         id_token = logs.request_id.set(request_id)
         record_token = metrics.current.set(record)
-        task = asyncio.current_task() if self.budget is not None else None
+        task = scope[REQUEST_TASK] = asyncio.current_task()
         budget_token = self.budget.begin(task) if task is not None and self.budget is not None else None
         origin = headers.get(b"origin")
         extra = [(b"x-request-id", request_id.encode())]  # on every response; the CORS headers once allowed
@@ -132,6 +135,15 @@ class FrontDoor:
                 await self._refuse(scope, receive, answer,
                                    errors.APIError(401, "Incorrect API key provided.", code="invalid_api_key"))
             else:
+                limits = self.limits
+                if limits is not None and scope["path"] not in UNLIMITED_PATHS:
+                    busy = limits.busy()
+                    if busy is not None:
+                        await self._refuse(scope, receive, answer, busy)
+                        return
+                    limits.active += 1
+                else:
+                    limits = None
                 try:
                     await self.router(scope, receive, answer)
                 except Exception as exc:
@@ -139,6 +151,9 @@ class FrontDoor:
                         raise  # too late for an error response: the server closes the connection
                     response = await _failure_response(exc, scope, receive)
                     await response(scope, receive, answer)
+                finally:
+                    if limits is not None:
+                        limits.active -= 1
         except asyncio.CancelledError:
             if task is None or self.budget is None or not self.budget.cancelled(task):
                 raise

@@ -99,7 +99,10 @@ async def chat_completions(request: Request) -> Response:
         return AnswerStreamingResponse(ending_cleanly(events, sse_error), media_type="text/event-stream",
                                        headers=SSE_HEADERS)
 
-    results = await unless_disconnected(request, _answers(persona, [query] * body.n))
+    if body.n == 1:  # one coroutine less for the common case
+        results = [await unless_disconnected(request, _answer(persona, query))]
+    else:
+        results = await unless_disconnected(request, _answers(persona, [query] * body.n))
     choices = [
         {
             "index": index,
