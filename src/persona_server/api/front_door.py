@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
@@ -43,6 +44,7 @@ from persona_server.limits import UNLIMITED_PATHS, Limits
 log = logging.getLogger(__name__)
 
 _SLASHES = re.compile(r"/{2,}")
+_NO_HANDLERS: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})  # Starlette's (exception, status) handler tables
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 # Exceptions a route may raise, and who answers them (checked in order: the first match wins).
 HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
@@ -93,7 +95,7 @@ class FrontDoor:
         scope["app"] = self.app
         # Routes from sub-routers that kept Starlette's endpoint wrapper look their exception handlers up here;
         # none: what they raise comes to `_failed`.
-        scope["starlette.exception_handlers"] = ({}, {})
+        scope["starlette.exception_handlers"] = _NO_HANDLERS
         began = time.perf_counter()
         headers = dict(scope["headers"])  # one C-level pass; cheaper than scanning the list for each header
         request_id = sane_request_id(headers.get(b"x-request-id")) or new_request_id()
