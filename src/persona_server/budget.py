@@ -3,7 +3,7 @@
 `RequestBudget` (kept by the front door) notes when the current request must end; the chain reads it
 (`request_end`) and gives each solver no more than what is left, so an answer still streaming then is cut and
 ends properly (`finish_reason: "length"`). Should anything else still run a moment later (a request waiting for
-a persona to load, say), the middleware cancels it: a 504 in the client's format if no response had started yet.
+a persona to load, say), the front door cancels it: a 504 in the client's format if no response had started yet.
 That backstop fires up to `SWEEP_INTERVAL` late.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 from contextvars import ContextVar, Token
 from typing import Any
 
-# After the budget, the chain's own cut needs a moment to send the last chunk before the middleware steps in.
+# After the budget, the chain's own cut needs a moment to send the last chunk before the front door steps in.
 BACKSTOP_GRACE = 1.0
 SWEEP_INTERVAL = 0.5
 

@@ -4,9 +4,10 @@ Every refusal by a limit is made by `refuse(limit, ...)`, named by the limit (`b
 `concurrency`, `rate_limit`, `choices`, `header_timeout`, `body_timeout`): the one place refusals are counted
 (`persona_server_refused_total{limit}`).
 
-The per-process limiters are ASGI middleware (`Limits`): at most `max_concurrent` requests in flight (429 beyond
-it) and, optionally, a per-client rate (`--rate-limit 60/minute`; 429 with `Retry-After`). `/health` and
-`/metrics` are never limited: a load balancer's probe and a scraper must not be refused when the server is busy.
+The per-process limiters (`Limits`, checked by the front door, api/front_door.py): at most `max_concurrent`
+requests in flight (429 beyond it) and, optionally, a per-client rate (`--rate-limit 60/minute`; 429 with
+`Retry-After`). `/health` and `/metrics` are never limited: a load balancer's probe and a scraper must not be
+refused when the server is busy.
 """
 
 from __future__ import annotations

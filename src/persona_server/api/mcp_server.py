@@ -243,7 +243,7 @@ class McpEndpoint:
         require_mcp()
         from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 
-        # Origin, Host and the key are checked in front of it (api/browser.py, RequireApiKey), as for every route.
+        # Origin, Host and the key are checked in front of it (api/front_door.py), as for every route.
         self.manager = StreamableHTTPSessionManager(
             app=build_server(PersonaTools(catalog, settings)), stateless=True, json_response=True,
             max_request_body_size=settings.max_body_size)
