@@ -270,16 +270,9 @@ class AIMLSolver(BlockingSolver):
         return tidy(reply) or None
 
     async def _answer_shared(self, query: Query) -> str | Answer | None:
-        conversation = query.conversation_id
-        if self._shared is None or conversation is None or self._kernel is None:
+        if self._shared is None or self._kernel is None:
             return await super().answer(query)
-        loaded = await self._shared.load(conversation)
-        if loaded is None:  # Redis unavailable: what this process knows of the session
-            return await super().answer(query)
-        reply, changed, removed = await self.context.run_blocking(self._solve_shared, query, loaded)
-        if changed or removed:
-            await self._shared.save(conversation, changed, removed)
-        return reply
+        return await self._shared.answer(query, super().answer, self._solve_shared, self.context.run_blocking)
 
     def _solve_shared(self, query: Query, loaded: Variables) -> tuple[str | None, Variables, list[str]]:
         """`solve` with the session's predicates as Redis has them, and what the reply changed. A session Redis

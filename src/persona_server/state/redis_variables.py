@@ -16,11 +16,17 @@ deleted, as the solvers' in-process LRU does), a TTL renewed on every write, and
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from persona_server.state.redis_store import UNAVAILABLE, RedisStore
+
+if TYPE_CHECKING:
+    from persona_server.query import Query
+
+R = TypeVar("R")
 
 # Users are forgotten after this long without a reply (in process they are forgotten only by the LRU bound;
 # Redis needs a time too, or an abandoned deployment's keys would stay forever).
@@ -93,3 +99,20 @@ class SharedVariables:
         key = self._key(user)
         done = await self.store.run(lambda: self._save(keys=[key, self._index], args=args))
         return done is not UNAVAILABLE
+
+    async def answer(self, query: Query, local: Callable[[Query], Awaitable[R]],
+                     solve: Callable[[Query, Variables], tuple[R, Variables, list[str]]],
+                     run_blocking: Callable[..., Awaitable[tuple[R, Variables, list[str]]]]) -> R:
+        """A solver's reply with the conversation's variables as Redis has them: `solve(query, loaded)` (run by
+        `run_blocking`, the solver's threads) gives the reply and what it changed, which is written back. Without
+        a conversation, or with Redis unavailable, `local` answers from what this process knows."""
+        conversation = query.conversation_id
+        if conversation is None:
+            return await local(query)
+        loaded = await self.load(conversation)
+        if loaded is None:
+            return await local(query)
+        reply, changed, removed = await run_blocking(solve, query, loaded)
+        if changed or removed:
+            await self.save(conversation, changed, removed)
+        return reply
