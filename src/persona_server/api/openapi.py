@@ -65,16 +65,6 @@ def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
     return {"4XX": ref, "5XX": ref}
 
 
-def _error_responses(path: str, protocol: Protocol) -> dict[str, Any]:
-    name = protocol.error[0] if protocol.error else "OllamaError" if is_ollama_path(path) else "OpenAIError"
-    ref = {"$ref": f"#/components/responses/{name}"}
-    return {"4XX": ref, "5XX": ref}
-
-
-def _error_name(protocol: Protocol) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "", protocol.tag) + "Error"
-
-
 def _error_response(protocol: str, schema: str) -> dict[str, Any]:
     return {"description": f"An error, in {protocol}'s format",
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=schema)}}}}
