@@ -10,6 +10,7 @@ to its arguments). The chain's rules for them (which solvers may answer, what a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -177,3 +178,12 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)
     return f"its answer does not match the schema{f' at {where}' if where else ''}: {error.message}"
+
+
+def json_text(value: Any) -> str:
+    """`value` (parsed from a client's JSON) as JSON text. orjson refuses integers beyond 64 bits, which JSON
+    allows and a client's tool arguments may hold: the standard library writes those."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)

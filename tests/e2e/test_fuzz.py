@@ -291,3 +291,29 @@ def test_the_language_never_names_a_file(fast_server: ServerProcess) -> None:
         assert "private line" not in body["choices"][0]["message"]["content"]
         assert body["choices"][0]["message"]["content"].strip()
     shutil.rmtree(directory)
+
+
+def test_integers_beyond_64_bits_in_tool_arguments(fast_server: ServerProcess) -> None:
+    """JSON allows any integer; orjson writes none beyond 64 bits: a tool call's arguments (or an echoed tool
+    schema) holding one made the answer a 500."""
+    huge = -9223372036854775809
+    bodies = {
+        "/model/bench/converse": {"messages": [{"role": "assistant", "content": [
+            {"toolUse": {"name": "f", "toolUseId": "t1", "input": {"n": [huge]}}}]},
+            {"role": "user", "content": [{"text": "hi"}]}]},
+        "/v1/messages": {"model": "bench", "max_tokens": 16, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"n": huge}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]},
+        "/api/chat": {"model": "bench", "stream": False, "messages": [
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {"n": huge}}}]},
+            {"role": "user", "content": "hi"}]},
+        "/v1/responses": {"model": "bench", "input": "hi", "tools": [
+            {"type": "function", "name": "f", "parameters": {"type": "object", "maximum": huge}}]},
+    }
+    for path, body in bodies.items():
+        reply = httpx.post(fast_server.base_url + path, content=json.dumps(body), timeout=30,
+                           headers={"content-type": "application/json"})
+        assert reply.status_code < 500, (path, reply.text[:300])
+        reply.json()
+    assert_healthy(fast_server)

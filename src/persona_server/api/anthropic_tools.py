@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.api.errors import APIError
 from persona_server.api.tools import MAX_TOOLS, Name, arguments_object, set_choice
 from persona_server.query import Message, ToolTurn
-from persona_server.tooling import ToolCall, ToolCallPiece, Tooling, ToolSpec
+from persona_server.tooling import ToolCall, ToolCallPiece, Tooling, ToolSpec, json_text
 
 
 class _Body(BaseModel):
@@ -68,7 +67,7 @@ def block_messages(role: str, blocks: list[Any], text: str) -> list[Message]:
     """One turn's messages: an assistant turn with `tool_use` blocks is one message carrying the calls; a user
     turn's `tool_result` blocks are a tool message each, before the turn's text (if any)."""
     if role == "assistant":
-        calls = tuple(ToolCall(b.id or "", b.name or "", orjson.dumps(b.input or {}).decode())
+        calls = tuple(ToolCall(b.id or "", b.name or "", json_text(b.input or {}))
                       for b in blocks if b.type == "tool_use")
         return [ToolTurn("assistant", text, calls)]
     out: list[Message] = [ToolTurn("tool", _result_text(b.content), (), b.tool_use_id)

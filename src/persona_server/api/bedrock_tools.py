@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.api.tools import MAX_TOOLS, Name, arguments_object, set_choice
 from persona_server.query import Message, ToolTurn
-from persona_server.tooling import ToolCall, Tooling, ToolSpec
+from persona_server.tooling import ToolCall, Tooling, ToolSpec, json_text
 
 
 class _Body(BaseModel):
@@ -89,7 +88,7 @@ def block_messages(role: str, uses: list[ToolUse], results: list[ToolResult], te
     """One message's turns: an assistant's tool uses as one turn with its calls; a user's tool results as a tool
     turn each, then its text if any."""
     if role == "assistant":
-        calls = tuple(ToolCall(u.toolUseId, u.name, orjson.dumps(u.input or {}).decode()) for u in uses)
+        calls = tuple(ToolCall(u.toolUseId, u.name, json_text(u.input or {})) for u in uses)
         return [ToolTurn("assistant", text, calls)]
     out: list[Message] = [ToolTurn("tool", _result_text(r), (), r.toolUseId) for r in results]
     if text or not out:
@@ -98,7 +97,7 @@ def block_messages(role: str, uses: list[ToolUse], results: list[ToolResult], te
 
 
 def _result_text(result: ToolResult) -> str:
-    return "\n".join(part.text if part.text is not None else orjson.dumps(part.json_).decode()
+    return "\n".join(part.text if part.text is not None else json_text(part.json_)
                      for part in result.content)
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from persona_server.api.errors import APIError, from_validation_error, parse_json
 from persona_server.api.streaming import ClientGone
 from persona_server.limits import refuse
+from persona_server.tooling import json_text
 
 if TYPE_CHECKING:
     from persona_server.catalog import Catalog
@@ -68,7 +69,11 @@ def _too_large(limit: int) -> APIError:
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    try:
+        body = orjson.dumps(data)
+    except TypeError:  # an integer beyond 64 bits that a client sent and an answer echoes (tool schemas)
+        body = json_text(data).encode()
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def new_id(prefix: str) -> str:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from persona_server.api.errors import APIError
 from persona_server.api.tools import MAX_TOOLS, Name, arguments_object, set_choice
 from persona_server.query import Message, ToolTurn
-from persona_server.tooling import OutputFormat, ToolCall, Tooling, ToolSpec
+from persona_server.tooling import OutputFormat, ToolCall, Tooling, ToolSpec, json_text
 
 JSON_MIME = "application/json"
 
@@ -117,7 +116,7 @@ def turn_messages(turn: int, role: str, text: str, calls: list[FunctionCall],
     """One content's messages: a model turn's calls (ids made up), a user turn's function responses (matched
     to the first unanswered call of their name), then its text."""
     if calls:
-        made = tuple(ToolCall(c.id or f"call_{turn}_{n}", c.name, orjson.dumps(c.args or {}).decode())
+        made = tuple(ToolCall(c.id or f"call_{turn}_{n}", c.name, json_text(c.args or {}))
                      for n, c in enumerate(calls))
         pending[:] = list(made)
         return [ToolTurn("assistant", text, made)]
@@ -127,7 +126,7 @@ def turn_messages(turn: int, role: str, text: str, calls: list[FunctionCall],
         if call is not None:
             pending.remove(call)
         call_id = response.id or (call.id if call else f"call_{turn}_{n}")
-        out.append(ToolTurn("tool", orjson.dumps(response.response or {}).decode(), (), call_id))
+        out.append(ToolTurn("tool", json_text(response.response or {}), (), call_id))
     if text or not out:
         out.append(Message("assistant" if role == "model" else "user", text))
     return out

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict
 
 from persona_server.api.errors import APIError
 from persona_server.api.tools import ChatTools, arguments_object, chat_tooling
 from persona_server.query import Message, ToolTurn
-from persona_server.tooling import OutputFormat, ToolCall, Tooling
+from persona_server.tooling import OutputFormat, ToolCall, Tooling, json_text
 
 
 class _Body(BaseModel):
@@ -76,7 +75,7 @@ def messages(raw: list[Any]) -> list[Message]:
 def _arguments(arguments: dict[str, Any] | str | None) -> str:
     if isinstance(arguments, str):
         return arguments or "{}"
-    return orjson.dumps(arguments or {}).decode()
+    return json_text(arguments or {})
 
 
 def tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
