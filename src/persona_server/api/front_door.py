@@ -166,8 +166,8 @@ class FrontDoor:
                                         code="timeout")
                 await self._refuse(scope, receive, answer, error)
         finally:
-            if budget_token is not None and task is not None and self.budget is not None:
-                self.budget.end(task, budget_token)
+            if budget_token is not None:
+                self.budget.end(task, budget_token)  # type: ignore[union-attr, arg-type]
             if streaming:
                 metrics.OPEN_STREAMS.dec()
             method = scope["method"] if scope["method"] in METHODS else "other"

@@ -27,12 +27,12 @@ from persona_server.memory import (
     with_pairs,
 )
 from persona_server.query import Query
-from persona_server.state.redis_store import UNAVAILABLE, RedisStore
+from persona_server.state.redis_store import TOUCH_AND_EVICT, UNAVAILABLE, RedisStore
 
 # A pair is stored as b"<bytes of the question>:" + question + answer (UTF-8): the script can count the bytes
 # of questions and answers (what `max_bytes` bounds) without decoding anything.
 REMEMBER = """
-local turns, max_bytes, ttl, conversations = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+local turns, max_bytes, ttl, capacity = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
     tonumber(ARGV[5])
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -turns, -1)
@@ -48,18 +48,7 @@ while total > max_bytes and i < #items do
     total = total - sizes[i]
     i = i + 1
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now, KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
-local excess = redis.call('ZCARD', KEYS[2]) - conversations
-if excess > 0 then
-    local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
-    for j = 1, #oldest, 2 do redis.call('DEL', oldest[j]) end
-end
-redis.call('PEXPIRE', KEYS[2], ttl)
-return #items - i + 1
+""" + TOUCH_AND_EVICT + """return #items - i + 1
 """
 
 # Reading a conversation is a use of it: its TTL and its place in the LRU order are renewed, as in process.

@@ -185,3 +185,20 @@ class RedisStore:
             out["error"] = self.error
             out["down_for"] = round(time.monotonic() - (self.down_since or time.monotonic()), 1)
         return out
+
+
+# The end of a script that wrote KEYS[1]: its TTL (`ttl`, ms) renewed, its place in the index KEYS[2] of keys by
+# last use renewed, keys unused for a TTL dropped from the index, and the least recently used beyond `capacity`
+# deleted (as the in-process LRUs do). Shared by the memory and the variables scripts.
+TOUCH_AND_EVICT = """redis.call('PEXPIRE', KEYS[1], ttl)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+local excess = redis.call('ZCARD', KEYS[2]) - capacity
+if excess > 0 then
+    local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
+    for j = 1, #oldest, 2 do redis.call('DEL', oldest[j]) end
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+"""

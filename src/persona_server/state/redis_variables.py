@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from persona_server.state.redis_store import UNAVAILABLE, RedisStore
+from persona_server.state.redis_store import TOUCH_AND_EVICT, UNAVAILABLE, RedisStore
 
 if TYPE_CHECKING:
     from persona_server.query import Query
@@ -37,18 +37,7 @@ SAVE = """
 local ttl, capacity, nset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if nset > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * nset)) end
 if #ARGV > 3 + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * nset)) end
-redis.call('PEXPIRE', KEYS[1], ttl)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now, KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
-local excess = redis.call('ZCARD', KEYS[2]) - capacity
-if excess > 0 then
-    local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
-    for j = 1, #oldest, 2 do redis.call('DEL', oldest[j]) end
-end
-redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+""" + TOUCH_AND_EVICT + """return 1
 """
 
 Variables = dict[str, Any]
