@@ -52,6 +52,11 @@ class AnswerStream(Turns):
     stream and cancels the solver's remaining work. `finish_reason` and `tokens` are final when it ends.
     """
 
+    # One per answer: slots make it quicker to make and to drop.
+    __slots__ = ("_calls", "_chain_began", "_cut", "_early", "_finished", "_iter", "_limiter", "_needs",
+                 "_on_complete", "_on_no_answer", "_persona", "_prepare", "_query", "_question", "_request_end",
+                 "_slots", "_speculative", "_tooling", "_turn_began", "_turn_ended", "solver", "sources")
+
     def __init__(self, slots: Sequence[SolverSlot], query: Query, *, speculative: bool, persona: str,
                  on_complete: OnComplete | None = None, on_no_answer: str = "apology",
                  prepare: Callable[[Query], Awaitable[Query]] | None = None) -> None:
@@ -67,6 +72,7 @@ class AnswerStream(Turns):
         # Work on the query that must be awaited before the first turn (an installed memory plugin's recall).
         self._prepare = prepare
         self._early: dict[int, asyncio.Task[list[Piece]]] = {}
+        self._question: Query | None = None  # the query of question solvers (_query_for)
         self._iter: AsyncGenerator[str] | None = None
         # The current turn's clock, for its one metrics observation (`_observe`); a speculative turn runs from
         # the chain's start until its task finished (`_finished`).
@@ -161,24 +167,13 @@ class AnswerStream(Turns):
         Speculative solvers are all started on the first step; the caller cancels whatever it did not consume
         (`_cancel_early`).
         """
-        question_query: Query | None = None
-
-        def query_for(solver: Solver) -> Query:
-            nonlocal question_query
-            if solver.chat:
-                return self._query
-            if question_query is None:
-                question_query = self._query.for_question_solver()
-            return question_query
-
-        early: dict[int, asyncio.Task[list[Piece]]] = {}
-        self._early = early
+        early = self._early
         if self._speculative:
             self._chain_began = time.perf_counter()
             for index, slot in enumerate(self._slots):
                 if (slot.solver is not None and slot.state in ("loading", "ready") and slot.solver.may_speculate
                         and self._needs <= slot.solver.supports):
-                    early[index] = asyncio.create_task(self._collect(slot, query_for(slot.solver)),
+                    early[index] = asyncio.create_task(self._collect(slot, self._query_for(slot.solver)),
                                                        name=f"early {slot.name}")
                     early[index].add_done_callback(self._note_finished)
         for index, slot in enumerate(self._slots):
@@ -191,7 +186,15 @@ class AnswerStream(Turns):
                 log.warning("persona %r: the request's budget is spent; %r and the rest not asked",
                             self._persona, slot.name)
                 return
-            yield slot, solver, query_for(solver), early.pop(index, None)
+            yield slot, solver, self._query_for(solver), early.pop(index, None) if early else None
+
+    def _query_for(self, solver: Solver) -> Query:
+        """What `solver` is asked: the whole chat, or (a question solver) the last question, made once."""
+        if solver.chat:
+            return self._query
+        if self._question is None:
+            self._question = self._query.for_question_solver()
+        return self._question
 
     def _cancel_early(self) -> None:
         for task in self._early.values():

@@ -6,6 +6,8 @@
   (a pipelined request waiting its turn) does not count against the client.
 - Headers larger than `max_header_size` get 431, whether they arrive whole or never end.
 - Malformed HTTP gets a JSON 400 in OpenAI's error envelope instead of uvicorn's plain text.
+- A handler can ask to have its task cancelled the moment the client goes away (`CONNECTION` in the scope, see
+  `api.streaming.unless_disconnected`): the connection knows first, so no task or timer has to watch for it.
 
 Timers are touched only when a request does not arrive whole in one read, so the common case costs nothing.
 `configure(settings)` sets the bounds for the process; uvicorn is given the class by its import path
@@ -113,6 +115,10 @@ class OneWrite:
         return getattr(self._transport, name)
 
 
+# The scope key of the connection a request came on (httptools only), for `watch`.
+CONNECTION = "persona_server.connection"
+
+
 # What the connection waits for: nothing (answering, or idle between requests: uvicorn's keep-alive timeout
 # applies), the first byte of its first request, the rest of a request's headers, its body.
 _IDLE, _CONNECTED, _HEADERS, _BODY = 0, 1, 2, 3
@@ -131,6 +137,13 @@ class _Deadlines:
     _phase = _CONNECTED
     _armed = _IDLE  # the phase the timer runs for
     _timer: asyncio.TimerHandle | None = None
+    # The task to cancel when the client goes away before its answer (see `watch`), and whether it went.
+    watched: asyncio.Task[Any] | None = None
+    gone = False
+
+    def watch(self, task: asyncio.Task[Any] | None) -> None:
+        """Cancel `task` if the connection is lost from now on (None: no longer); `gone` then tells it why."""
+        self.watched = task
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[misc]
@@ -139,7 +152,11 @@ class _Deadlines:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
+        self.gone = True
         super().connection_lost(exc)  # type: ignore[misc]
+        task, self.watched = self.watched, None
+        if task is not None:
+            task.cancel()
 
     def _sync_deadline(self) -> None:
         phase = self._phase
@@ -223,6 +240,7 @@ if httptools is not None:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self.scope[CONNECTION] = self  # type: ignore[literal-required]
             self._phase = _HEADERS
             self._header_bytes = 0
 

@@ -229,6 +229,9 @@ class Persona:
         # One instance per solver name: the chain and the solvers that use others share it (and its cache).
         self._instances: dict[str, Solver] = {}
         self.slots = [self._build_slot(name) for name in spec.solvers]
+        # Whether answers start solvers speculatively: only if one of them may (a check spared on every request).
+        self._speculative = spec.speculative and any(slot.solver is not None and slot.solver.may_speculate
+                                                     for slot in self.slots)
         self._load_tasks: list[asyncio.Task[None]] = []
         self.memory: ConversationMemory | SharedMemory | None = None
         if spec.memory:
@@ -342,10 +345,10 @@ class Persona:
             persona_format.apply_system_prompt(query, spec.system_prompt, spec.system_prompt_strategy)
         memory = self.memory_plugin if self.memory_plugin is not None else self.memory
         if memory is None:
-            return run_chain(self.slots, query, speculative=spec.speculative, persona=self.name,
+            return run_chain(self.slots, query, speculative=self._speculative, persona=self.name,
                              on_no_answer=spec.on_no_answer)
         hooks = memory.hooks(query)
-        return run_chain(self.slots, hooks.query, speculative=spec.speculative, persona=self.name,
+        return run_chain(self.slots, hooks.query, speculative=self._speculative, persona=self.name,
                          on_no_answer=spec.on_no_answer, on_complete=hooks.on_complete, prepare=hooks.prepare)
 
     async def answer(self, query: Query) -> Answer:

@@ -33,6 +33,8 @@ class TextLimiter:
     held back until the next piece decides it, so streaming and non-streaming give the same text.
     """
 
+    __slots__ = ("_budget_used", "_emitted", "_held", "finish_reason", "max_tokens", "stop", "stop_sequence")
+
     def __init__(self, max_tokens: int | None = None, stop: list[str] | None = None) -> None:
         self.max_tokens = max_tokens
         self.stop = [s for s in (stop or []) if s]

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 
 from persona_server import deadlines, metrics, secrets
-from persona_server.query import Query, Source
+from persona_server.query import Answer, Query, Source
 from persona_server.slot import SolverSlot, wait_loaded
 from persona_server.solvers.base import Piece, Solver, whole_answer_pieces
 from persona_server.tooling import ToolCallPiece
@@ -33,6 +33,8 @@ class DeadlineReached(Exception):
 
 class Turns:
     """Running one solver's turn, for the chain (`chain.AnswerStream`, which sets these attributes)."""
+
+    __slots__ = ()
 
     solver: str | None
     sources: list[Source]
@@ -125,11 +127,7 @@ class Turns:
             await wait_loaded(slot)
         if solver.instant and not self._needs:
             # Nothing to time: it answers before anything else runs (see Solver.instant).
-            result = await solver.answer(query)
-            if isinstance(result, str):
-                text = result.lstrip()
-                return [text] if text else []
-            return _leading_blanks_dropped(whole_answer_pieces(result))
+            return answer_pieces(await solver.answer(query))
         end = self._end(solver)
         left = end - asyncio.get_running_loop().time()
         if left <= 0:
@@ -141,17 +139,12 @@ class Turns:
             async with deadlines.timeout(min(bound, left)):
                 if solver.streams:
                     pieces: list[Piece] = [piece async for piece in solver.stream(query)]
-                else:
-                    result = await solver.answer(query)
-                    if isinstance(result, str):  # the common case, kept short
-                        text = result.lstrip()
-                        return [text] if text else []
-                    pieces = whole_answer_pieces(result)
+                    return _leading_blanks_dropped(pieces)
+                return answer_pieces(await solver.answer(query))
         except TimeoutError:
             if left <= bound:
                 raise self._deadline_reached(solver, end) from None
             raise
-        return _leading_blanks_dropped(pieces)
 
     def _end(self, solver: Solver) -> float:
         """When this solver's turn must be over: its deadline from now, or the request's end if sooner."""
@@ -182,6 +175,14 @@ class Turns:
 
     def _note_finished(self, task: asyncio.Task[list[Piece]]) -> None:
         self._finished[task] = time.perf_counter()
+
+
+def answer_pieces(result: str | Answer | None) -> list[Piece]:
+    """A whole answer as the chain takes it: [] for none or blanks, leading blanks dropped."""
+    if isinstance(result, str):  # the common case, kept short
+        text = result.lstrip()
+        return [text] if text else []
+    return _leading_blanks_dropped(whole_answer_pieces(result))
 
 
 def _leading_blanks_dropped(pieces: list[Piece]) -> list[Piece]:

@@ -41,9 +41,7 @@ def upstream() -> Iterator[Upstream]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("cancel")
+def _start(upstream: Upstream, root: Any, *extra_args: str) -> ServerProcess:
     files = []
     for name, extra in (("Slow", {}), ("Cut", {"deadline": 1.5})):
         block = {"api_url": upstream.base_url, "model": name.lower(), "timeout": 5, **extra}
@@ -51,7 +49,12 @@ def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
         path = root / f"{name}.json"
         path.write_text(json.dumps(data))
         files += ["--persona", str(path)]
-    proc = start_server_process(*files, log_path=root / "server.log")
+    return start_server_process(*files, *extra_args, log_path=root / "server.log")
+
+
+@pytest.fixture(scope="module")
+def server(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = _start(upstream, tmp_path_factory.mktemp("cancel"))
     yield proc
     proc.stop()
 
@@ -112,6 +115,24 @@ def test_leaving_a_whole_answer_closes_the_upstream_request(route: str, upstream
     record = request_for(upstream, question)
     assert wait_closed(record) - left < 1.0
     assert record.disconnected and record.finished is None
+
+
+def test_leaving_a_whole_answer_closes_the_upstream_request_over_h11(upstream: Upstream,
+                                                                     tmp_path: Any) -> None:
+    """With httptools the connection cancels the answer itself; with h11 a task watches for the disconnect."""
+    proc = _start(upstream, tmp_path, "--http", "h11")
+    try:
+        question = f"answer forever over h11 {uuid.uuid4().hex}"
+        upstream.script(Reply(tokens=[" more"], delay=0.05, forever=True), model="slow")
+        path, body = body_for("chat", question, stream=False)
+        with httpx.Client(base_url=proc.base_url, timeout=0.7) as client, pytest.raises(httpx.ReadTimeout):
+            client.post(path, json=body)
+        left = time.monotonic()
+        record = request_for(upstream, question)
+        assert wait_closed(record) - left < 1.0
+        assert record.disconnected and record.finished is None
+    finally:
+        proc.stop()
 
 
 async def _abandon(client: httpx.AsyncClient, route: str, index: int) -> None:

@@ -68,12 +68,25 @@ def _too_large(limit: int) -> APIError:
     return error
 
 
+class JSONBody(Response):
+    """A JSON answer: Starlette's Response with its two headers made directly, skipping the general header
+    handling it does for every response (a tenth of the server's own work on a small answer)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     try:
         body = orjson.dumps(data)
     except TypeError:  # an integer beyond 64 bits that a client sent and an answer echoes (tool schemas)
         body = json_text(data).encode()
-    return Response(body, status_code=status, media_type="application/json")
+    return JSONBody(body, status)
 
 
 def new_id(prefix: str) -> str:

@@ -20,6 +20,7 @@ from persona_server import cleanup
 from persona_server.api.errors import APIError, answer_error, openai_error_body
 from persona_server.chain import AnswerFailed, NoAnswer
 from persona_server.deadlines import Deadline
+from persona_server.http_protocol import CONNECTION
 from persona_server.text import split_pieces
 from persona_server.tooling import ToolCallPiece
 
@@ -179,12 +180,37 @@ class ClientGone(Exception):
 async def unless_disconnected(request: Request, work: Awaitable[T], grace: float = 0.05) -> T:
     """Await `work`, cancelling it if the client disconnects first (Starlette only does that for streams).
 
-    Most answers take less than `grace` seconds; only slower ones pay for a task watching the connection, which
-    cancels this task when the client goes away.
+    Our HTTP protocol (persona_server.http_protocol) cancels the task itself when the connection is lost. Behind
+    another server, a task watching the connection is started for answers slower than `grace` seconds.
     """
     # The front door already looked the task up (a tenth of a microsecond less per request).
     current = request.scope.get(REQUEST_TASK) or asyncio.current_task()
     assert current is not None
+    connection = request.scope.get(CONNECTION)
+    if connection is None:
+        return await _watched(request, current, work, grace)
+    if connection.gone:
+        _discard(work)
+        raise ClientGone
+    connection.watch(current)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if connection.gone:
+            current.uncancel()
+            raise ClientGone from None
+        raise
+    finally:
+        connection.watch(None)
+
+
+def _discard(work: Awaitable[Any]) -> None:
+    close = getattr(work, "close", None)
+    if close is not None:
+        close()  # a coroutine never started: no "never awaited" warning
+
+
+async def _watched(request: Request, current: asyncio.Task[Any], work: Awaitable[T], grace: float) -> T:
     watcher: asyncio.Task[None] | None = None
 
     def on_disconnect(task: asyncio.Task[None]) -> None:
