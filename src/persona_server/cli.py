@@ -99,6 +99,7 @@ def serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
         http=args.http,
         ovos_personas=args.ovos_personas,
         request_timeout=max(0.0, args.request_timeout),
@@ -140,8 +141,7 @@ def serve(args: argparse.Namespace) -> int:
         "port": settings.port,
         "log_config": None,
         "access_log": settings.access_log,
-        # Load generators and proxies hold keep-alive connections open between bursts.
-        "timeout_keep_alive": 65,
+        "timeout_keep_alive": settings.keep_alive_timeout,
         "lifespan": "on",
         "graceful_timeout": settings.graceful_timeout,
         # Our protocol classes bound slow and malformed requests (see persona_server.http_protocol).

@@ -129,6 +129,9 @@ def _limit_args(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--body-timeout", type=seconds, default=limits.DEFAULT_BODY_TIMEOUT, metavar="S",
                        help=f"seconds a client has to send a request's body after its headers (default "
                             f"{limits.DEFAULT_BODY_TIMEOUT:g})")
+    group.add_argument("--keep-alive-timeout", type=seconds, default=limits.DEFAULT_KEEP_ALIVE, metavar="S",
+                       help=f"seconds an idle connection stays open for the client's next request (default "
+                            f"{limits.DEFAULT_KEEP_ALIVE:g})")
     group.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto",
                        help="HTTP parser (default auto: httptools when installed)")
 

@@ -9,7 +9,9 @@
 - A handler can ask to have its task cancelled the moment the client goes away (`CONNECTION` in the scope, see
   `api.streaming.unless_disconnected`): the connection knows first, so no task or timer has to watch for it.
 
-Timers are touched only when a request does not arrive whole in one read, so the common case costs nothing.
+Timers are touched only when a request does not arrive whole in one read, so the common case costs nothing;
+with httptools the keep-alive timeout between requests runs on one lazy timer per connection (`KeepAlive`)
+instead of a timer made and cancelled for every request, as uvicorn does.
 `configure(settings)` sets the bounds for the process; uvicorn is given the class by its import path
 (`protocol_path`), which also works for `--workers` processes.
 """
@@ -117,6 +119,52 @@ class OneWrite:
 
 # The scope key of the connection a request came on (httptools only), for `watch`.
 CONNECTION = "persona_server.connection"
+
+
+class KeepAlive:
+    """uvicorn's keep-alive timeout of one connection, on a timer that is not re-made for every request.
+
+    Stands in for uvicorn's `timeout_keep_alive_task` handle: uvicorn calls `cancel()` when the next request
+    begins, which here only notes that the connection is busy. The one timer, when it fires, closes the
+    connection if it has been idle for the whole timeout, and otherwise waits again for what is left of it; so a
+    connection answering requests all the time sees it fire once per timeout, not once per request.
+    """
+
+    __slots__ = ("_handle", "_idle_since", "_protocol")
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._handle: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
+
+    def idle(self) -> None:
+        """The connection has answered its requests and waits for the next."""
+        loop = self._protocol.loop
+        self._idle_since = loop.time()
+        if self._handle is None:
+            self._handle = loop.call_later(self._protocol.timeout_keep_alive, self._check)
+
+    def cancel(self) -> None:
+        """uvicorn's word: the connection is busy again."""
+        self._idle_since = None
+
+    def stop(self) -> None:
+        """The connection is gone: drop the timer (and with it the reference to the connection)."""
+        self._idle_since = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        self._handle = None
+        if self._idle_since is None:
+            return  # busy: the next idle() starts the timer again
+        protocol = self._protocol
+        left = self._idle_since + protocol.timeout_keep_alive - protocol.loop.time()
+        if left > 0:
+            self._handle = protocol.loop.call_later(left, self._check)
+        else:
+            protocol.timeout_keep_alive_handler()
 
 
 # What the connection waits for: nothing (answering, or idle between requests: uvicorn's keep-alive timeout
@@ -265,6 +313,25 @@ if httptools is not None:
         def on_message_complete(self) -> None:
             self._phase = _IDLE
             super().on_message_complete()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._keep_alive = KeepAlive(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            self._keep_alive.stop()
+
+        def on_response_complete(self) -> None:
+            if self.pipeline or self.transport.is_closing():
+                super().on_response_complete()  # uvicorn starts the pipelined request (or nothing is left to do)
+                return
+            # What uvicorn does when no request waits, with `KeepAlive` for its per-request keep-alive timer.
+            self.server_state.total_requests += 1
+            self._unset_keepalive_if_required()
+            self.flow.resume_reading()  # unpause reads if needed
+            self._keep_alive.idle()
+            self.timeout_keep_alive_task = self._keep_alive  # type: ignore[assignment]
 
 
 class BoundedH11Protocol(_Deadlines, H11Protocol):

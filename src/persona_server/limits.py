@@ -39,6 +39,8 @@ DEFAULT_MAX_CONCURRENT = 512
 DEFAULT_MAX_HEADER = 16 * 1024  # as h11's default and Node's
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0
+# Load balancers and proxies hold keep-alive connections open between bursts (AWS ALBs: 60 s): outlast them.
+DEFAULT_KEEP_ALIVE = 65.0
 MAX_MESSAGES = 2000
 MAX_N = 8
 MAX_CHOICES = 32  # prompts x n of one completion request

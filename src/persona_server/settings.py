@@ -9,6 +9,7 @@ from typing import Any, Literal
 from persona_server.limits import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_HEADER,
@@ -52,6 +53,7 @@ class Settings:
     rate_limit: str | None = None  # "N/second|minute|hour" per client
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE  # an idle connection's life between requests
     # uvicorn's HTTP parser: "auto" (httptools when installed), "httptools" or "h11".
     http: Literal["auto", "httptools", "h11"] = "auto"
     # Also serve OpenVoiceOS's personas: opm.plugin.persona entry points and ~/.config/ovos_persona/.

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ServerProcess, start_server_process
 
 LIMIT = 1024
+KEEP_ALIVE = 2.0
 CHAT = "/v1/chat/completions"
 
 
@@ -40,7 +41,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tmp = tmp_path_factory.mktemp(f"limits-{request.param}")
     proc = start_server_process(
         "--persona", str(_persona(tmp)), "--max-body-size", "1KiB", "--header-timeout", "1",
-        "--body-timeout", "2", "--http", request.param, log_path=tmp / "server.log",
+        "--body-timeout", "2", "--keep-alive-timeout", str(KEEP_ALIVE), "--http", request.param,
+        log_path=tmp / "server.log",
     )
     yield proc
     proc.stop()
@@ -245,6 +247,39 @@ def test_a_slow_but_steady_keep_alive_client_is_served(server: ServerProcess) ->
         for _ in range(2):
             assert client.post(CHAT, json=chat_body()).status_code == 200
             time.sleep(1.5)
+
+
+def _health(sock: socket.socket) -> int:
+    """One `GET /health` on an open connection: the status (the body read by its Content-Length)."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        reply += chunk
+    status, headers, body = split_response(reply)
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return status
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(server: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        assert _health(sock) == 200
+        answered = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server, no answer to nothing
+        idle = time.monotonic() - answered
+    assert KEEP_ALIVE - 0.2 < idle < KEEP_ALIVE + 5
+
+
+def test_a_busy_connection_outlives_the_keep_alive_timeout(server: ServerProcess) -> None:
+    # Requests every 0.6 s for twice the timeout: the connection is never idle for the whole of it.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        began = time.monotonic()
+        while time.monotonic() - began < 2 * KEEP_ALIVE:
+            assert _health(sock) == 200
+            time.sleep(0.6)
+        assert _health(sock) == 200
 
 
 @pytest.mark.parametrize("data", [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost x\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01"])
