@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,4 +77,6 @@ def create_app(catalog: Catalog, settings: Settings) -> ASGIApp:
         app, inner, routes, guard=BrowserGuard(OriginPolicy(settings.cors_origins), hosts),
         api_key=settings.api_key, open_paths=open_paths(), also_open=also_open, limits=limits,
         budget=RequestBudget(settings.request_timeout) if settings.request_timeout > 0 else None,
+        # What uvicorn trusts by default, and its environment variable.
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     )

@@ -142,6 +142,7 @@ def serve(args: argparse.Namespace) -> int:
         "log_config": None,
         "access_log": settings.access_log,
         "timeout_keep_alive": settings.keep_alive_timeout,
+        "proxy_headers": False,  # the front door applies them (api/front_door.py)
         "lifespan": "on",
         "graceful_timeout": settings.graceful_timeout,
         # Our protocol classes bound slow and malformed requests (see persona_server.http_protocol).

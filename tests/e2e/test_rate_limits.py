@@ -101,6 +101,21 @@ def test_without_an_api_key_each_client_address_has_its_own_allowance(rated: Ser
         assert other.post(CHAT, json=BODY).status_code == 200
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(rated: ServerProcess) -> None:
+    # 127.0.0.1 is trusted as a proxy (uvicorn's default, FORWARDED_ALLOW_IPS): X-Forwarded-For names the client.
+    with httpx.Client(base_url=rated.base_url, headers={"X-Forwarded-For": "203.0.113.7"}) as client:
+        for _ in range(3):
+            assert client.post(CHAT, json=BODY).status_code == 200
+        assert_429(client.post(CHAT, json=BODY))
+    with httpx.Client(base_url=rated.base_url, headers={"X-Forwarded-For": "203.0.113.8"}) as client:
+        assert client.post(CHAT, json=BODY).status_code == 200
+    # From an address that is no trusted proxy the header is ignored: a new value buys no new allowance.
+    with from_address(rated, "127.0.0.9") as client:
+        for index in range(3):
+            assert client.post(CHAT, json=BODY, headers={"X-Forwarded-For": f"198.51.100.{index}"}).status_code == 200
+        assert_429(client.post(CHAT, json=BODY, headers={"X-Forwarded-For": "198.51.100.99"}))
+
+
 def test_with_an_api_key_the_key_is_the_client(tmp_path: Path, plugin_env: dict[str, str]) -> None:
     server = start_server_process("--persona", str(_slow_persona(tmp_path, 0.0)), "--rate-limit", "2/hour",
                                   "--api-key", "sesame", log_path=tmp_path / "server.log", env=plugin_env)

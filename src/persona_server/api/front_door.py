@@ -1,5 +1,7 @@
 """The front door: the one ASGI layer every HTTP request passes before its route, in this order:
 
+0. a trusted proxy's `X-Forwarded-For` and `X-Forwarded-Proto` applied to the client address and scheme (by
+   uvicorn's ProxyHeadersMiddleware, called only for requests that carry them);
 1. the path made canonical (`//` collapsed, a trailing `/` dropped, the original's `/openai/...` and `/ollama/...`
    prefixes mapped onto ours);
 2. the request id (the client's `X-Request-Id` when sane, else a new one: on the response and on every log line)
@@ -31,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from persona_server import logs, metrics
 from persona_server.api import browser, errors, web
@@ -70,7 +73,8 @@ def canonical_path(path: str) -> str:
 class FrontDoor:
     def __init__(self, app: ASGIApp, router: ASGIApp, routes: Sequence[BaseRoute], *, guard: browser.BrowserGuard,
                  api_key: str | None, open_paths: frozenset[str], budget: RequestBudget | None,
-                 also_open: Callable[[str], bool] | None = None, limits: Limits | None = None) -> None:
+                 also_open: Callable[[str], bool] | None = None, limits: Limits | None = None,
+                 forwarded_allow_ips: str | None = None) -> None:
         self.app = app  # the Starlette app: the lifespan, and `request.app` for the routes
         self.router = router  # the routes, behind the limits
         self.templates = RouteTemplates(routes)
@@ -83,6 +87,9 @@ class FrontDoor:
         self.budget = budget
         # The bound on requests in flight (and, as the `router` layer, the rate), if any (see limits.Limits).
         self.limits = limits
+        # uvicorn's own rules for proxy headers (the server runs with its `proxy_headers` off: as a layer of its
+        # own it costs every request a microsecond, though few carry such headers).
+        self.proxy = ProxyHeadersMiddleware(_nothing, forwarded_allow_ips) if forwarded_allow_ips else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +105,8 @@ class FrontDoor:
         scope["starlette.exception_handlers"] = _NO_HANDLERS
         began = time.perf_counter()
         headers = dict(scope["headers"])  # one C-level pass; cheaper than scanning the list for each header
+        if self.proxy is not None and (b"x-forwarded-for" in headers or b"x-forwarded-proto" in headers):
+            await self.proxy(scope, receive, send)
         request_id = sane_request_id(headers.get(b"x-request-id")) or new_request_id()
         record = metrics.RequestRecord()
         id_token = logs.request_id.set(request_id)
@@ -189,6 +198,10 @@ class FrontDoor:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, error: errors.APIError) -> None:
         await errors.error_for_path(scope["path"], error, scope["method"])(scope, receive, send)
+
+
+async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind `FrontDoor.proxy`: the front door goes on itself once the scope is updated."""
 
 
 async def _failure_response(exc: Exception, scope: Scope, receive: Receive) -> Response:
