@@ -12,10 +12,13 @@ from tests.conftest import ServerProcess
 
 
 def test_listens_while_loading_and_health_turns_ok(start_server: Callable[..., ServerProcess],
-                                                   write_persona: Callable[..., Path]) -> None:
-    # AIML learns ~100k patterns (seconds): long enough to see the loading state every time.
-    persona = write_persona({"name": "Slowstart", "solvers": ["ovos-solver-aiml-plugin", "failure"]})
-    server = start_server("--persona", str(persona), wait_ready=False)
+                                                   write_persona: Callable[..., Path],
+                                                   plugin_env: dict[str, str]) -> None:
+    # A solver that takes 3 s to load: the loading state is seen every time (AIML, with its brain cached by an
+    # earlier test, can be ready in under a second, before the first request).
+    persona = write_persona({"name": "Slowstart", "solvers": ["test-fixed", "failure"],
+                             "test-fixed": {"text": "loaded", "load_delay": 3}})
+    server = start_server("--persona", str(persona), wait_ready=False, env=plugin_env)
     first = httpx.get(server.base_url + "/health", timeout=5)
     assert first.status_code == 503
     assert first.json() == {"status": "loading"}
@@ -25,7 +28,7 @@ def test_listens_while_loading_and_health_turns_ok(start_server: Callable[..., S
     # A question asked now waits for the solver it needs rather than skipping it.
     answer = httpx.post(server.base_url + "/v1/chat/completions", timeout=60,
                         json={"messages": [{"role": "user", "content": "hello"}]})
-    assert answer.json()["solver"] == "ovos-solver-aiml-plugin"
+    assert answer.json()["solver"] == "test-fixed"
     deadline = time.monotonic() + 60
     while httpx.get(server.base_url + "/health").status_code != 200:
         assert time.monotonic() < deadline
