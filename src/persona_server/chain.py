@@ -223,7 +223,8 @@ class AnswerStream(Turns):
                     return
             yield self._no_answer()
         finally:
-            self._cancel_early()
+            if self._early:
+                self._cancel_early()
 
     async def _whole(self) -> list[str | ToolCallPiece]:
         """The chain for a whole answer: the answering solver's text pieces (the apology when none answered)."""
@@ -239,7 +240,8 @@ class AnswerStream(Turns):
                     return pieces
             return [self._no_answer()]
         finally:
-            self._cancel_early()
+            if self._early:
+                self._cancel_early()
 
     async def _whole_turn(self, slot: SolverSlot, query: Query,
                           early: asyncio.Task[list[Piece]] | None) -> list[str | ToolCallPiece]:

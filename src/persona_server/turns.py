@@ -161,7 +161,6 @@ class Turns:
         slot.last_error = None
         self.sources.extend(sources)
         self._observe(slot, "answer")
-        log.debug("persona %r: answered by %r", self._persona, slot.name)
 
     def _skip(self, slot: SolverSlot, exc: BaseException) -> None:
         timeout = slot.solver.timeout if slot.solver else 0.0

@@ -91,7 +91,7 @@ async def chat_completions(request: Request) -> Response:
     query = body.query(messages, lang=settings.lang, units=settings.units)
     if body.tools is not None or body.tool_choice is not None or body.response_format is not None:
         apply_tooling(persona, query, body.tooling())
-    prompt_tokens = sum(count_tokens(m.content) for m in messages)
+    prompt_tokens = sum([count_tokens(m.content) for m in messages])
     completion_id = new_id("chatcmpl-")
     created = int(time.time())
     if body.stream:
@@ -119,7 +119,7 @@ async def chat_completions(request: Request) -> Response:
         "created": created,
         "model": persona.name,
         "choices": choices,
-        "usage": _usage(prompt_tokens, sum(stream.tokens for _, stream in results)),
+        "usage": _usage(prompt_tokens, sum([stream.tokens for _, stream in results])),
         "system_fingerprint": None,
         **_metadata(first),
     })
@@ -223,7 +223,7 @@ async def completions(request: Request) -> Response:
         "created": created,
         "model": persona.name,
         "choices": choices,
-        "usage": _usage(prompt_tokens, sum(stream.tokens for _, stream in results)),
+        "usage": _usage(prompt_tokens, sum([stream.tokens for _, stream in results])),
         **_metadata(results[0][1]),
     })
 
