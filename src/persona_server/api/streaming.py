@@ -192,6 +192,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T], grace: float
     if connection.gone:
         _discard(work)
         raise ClientGone
+    outer = connection.watched  # a watch this one is nested in, restored after
     connection.watch(current)
     try:
         return await work
@@ -201,7 +202,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T], grace: float
             raise ClientGone from None
         raise
     finally:
-        connection.watch(None)
+        connection.watch(outer)
 
 
 def _discard(work: Awaitable[Any]) -> None:
