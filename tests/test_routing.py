@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from persona_server.api.observe import UNMATCHED, RouteTemplates
 from persona_server.api.routes import PROTOCOLS, all_routes, flat_routes
-from persona_server.api.routing import PathTableRouter, PrefixedRoutes, static_table
+from persona_server.api.routing import MAX_REMEMBERED, PathTableRouter, PrefixedRoutes, static_table
 
 
 def answer(text: str):  # type: ignore[no-untyped-def]
@@ -39,7 +39,8 @@ GROUPED = [
 ]
 REQUESTS = [("GET", "/things/special"), ("POST", "/things/special"), ("GET", "/things/x"), ("GET", "/"),
             ("POST", "/"), ("POST", "/only-get"), ("GET", "/missing"), ("DELETE", "/"), ("GET", "/vendor/info"),
-            ("GET", "/vendor/x"), ("POST", "/vendor/x"), ("GET", "/other/info"), ("GET", "/outside")]
+            ("GET", "/vendor/x"), ("POST", "/vendor/x"), ("GET", "/other/info"), ("GET", "/outside"),
+            ("DELETE", "/things/x"), ("GET", "/things/y")]
 
 
 def _flat(routes: list) -> list[Route]:  # type: ignore[type-arg]
@@ -52,12 +53,24 @@ def test_same_answers_as_starlette() -> None:
         fast = Starlette(routes=routes)
         fast.router = PathTableRouter(fast.router.routes)
         with TestClient(plain) as a, TestClient(fast) as b:
-            for method, path in REQUESTS:
+            for method, path in REQUESTS * 2:  # the second time, paths with parameters are remembered
                 expected, got = a.request(method, path), b.request(method, path)
                 assert (got.status_code, got.text) == (expected.status_code, expected.text), (method, path)
     # A path an earlier route with parameters could claim keeps the scan; the others are in the table.
     assert set(static_table(ROUTES)) == {"/", "/only-get"}
     assert set(static_table(GROUPED)) == {"/", "/only-get", "/other/info"}
+
+
+def test_remembered_paths_are_bounded() -> None:
+    app = Starlette(routes=ROUTES)
+    router = app.router = PathTableRouter(app.router.routes)
+    with TestClient(app) as client:
+        for index in range(MAX_REMEMBERED + 10):
+            assert client.get(f"/things/n{index}").text == f"dynamic:n{index}"
+            assert len(router._matched) <= MAX_REMEMBERED
+        assert client.get("/things/n1").text == "dynamic:n1"  # forgotten or not, the same answer
+        assert client.post("/things/n1").status_code == 405  # a method no route takes is never remembered
+        assert ("/things/n1", "POST") not in router._matched
 
 
 CASES = {

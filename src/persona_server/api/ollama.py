@@ -22,15 +22,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server import __version__, metrics
 from persona_server.api import embedding_common, ollama_tools
-from persona_server.api.context import json_response, read_body, server_state
-from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.context import json_response, read_body, read_model, server_state
+from persona_server.api.errors import APIError, parse_json
 from persona_server.api.schemas import Lenient, Stop, UserId
 from persona_server.api.streaming import (
     AnswerStreamingResponse,
@@ -135,11 +135,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 async def _validated(request: Request, model: type[Body]) -> Body:
-    data = await _json_object(request)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
+    return await read_model(request, model)  # straight from bytes, as every protocol; errors in Ollama's shape
 
 
 def _pick(request: Request, model: str | None) -> Persona:
@@ -213,13 +209,11 @@ class _Answer:
         return out
 
     async def whole(self) -> str:
-        parts: list[str] = []
-        async for piece in self.stream:
-            if self.first is None:
-                self.first = time.perf_counter_ns()
-            if type(piece) is str:
-                parts.append(piece)
-        return "".join(parts)
+        # The chain's whole-answer path (no generator hop per piece): the answer is "first" once it is all there,
+        # so the time to it is prompt_eval_duration and eval_duration is what building the reply takes.
+        text = await self.stream.text()
+        self.first = time.perf_counter_ns()
+        return text
 
     def final_whole(self, text: str) -> dict[str, Any]:
         out = self.final(text)

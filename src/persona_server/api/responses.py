@@ -26,8 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from persona_server.api import responses_tools as rt
-from persona_server.api.context import json_response, new_id, read_body, server_state
-from persona_server.api.errors import APIError, from_validation_error, parse_json
+from persona_server.api.context import json_response, new_id, read_model, server_state
+from persona_server.api.errors import APIError, from_validation_error
 from persona_server.api.openai import pick_persona
 from persona_server.api.schemas import Lenient, UserId
 from persona_server.api.streaming import (
@@ -171,13 +171,7 @@ class ResponsesRequest(_Body):
 
 
 async def _validated(request: Request) -> ResponsesRequest:
-    data = parse_json(await read_body(request))
-    if not isinstance(data, dict):
-        raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
-    try:
-        body = ResponsesRequest.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
+    body = await read_model(request, ResponsesRequest)  # straight from bytes, as every protocol
     if body.previous_response_id:
         raise APIError(400, "Responses are not stored, so 'previous_response_id' cannot be continued; "
                             "send the conversation's items in 'input' instead.",

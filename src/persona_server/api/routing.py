@@ -6,8 +6,10 @@ is a third of a small request. Two things keep that away:
 - `PathTableRouter` looks paths without parameters up in a dict (most routes are such);
 - `PrefixedRoutes` puts a vendor protocol's routes behind one `str.startswith` test, so the paths with
   parameters that do go through the scan pass another protocol's routes at the cost of one test.
-Everything else (other paths with parameters, 404, 405) goes Starlette's way, and the answer is always the one
-Starlette's ordered scan would give.
+- a path with parameters that the scan matched is remembered with its route and parameters (per method, a
+  bounded table), so Gemini's, Bedrock's and TGI's routes cost a dict look-up after their first request too.
+Everything else (404, 405, a first request) goes Starlette's way, and the answer is always the one Starlette's
+ordered scan would give.
 """
 
 from __future__ import annotations
@@ -98,27 +100,61 @@ def static_table(routes: Sequence[BaseRoute]) -> dict[str, list[Route]]:
     return table
 
 
+# Paths with parameters remembered (see PathTableRouter); they are the client's to choose, so the table is
+# emptied when full rather than grown.
+MAX_REMEMBERED = 1024
+
+
 class PathTableRouter(Router):
-    """Starlette's router, with the static paths of `routes` (groups included) found in a dict."""
+    """Starlette's router, with the static paths of `routes` (groups included) found in a dict, and the paths
+    with parameters it has matched remembered."""
 
     def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes, **kwargs)
         self._by_path = static_table(self.routes)
+        # (path, method) -> the route the scan matches first, and its path parameters. Only when every route
+        # is one whose match depends on nothing but the path and method (static_table says so).
+        self._remember = bool(self._by_path)
+        self._matched: dict[tuple[str, str], tuple[Route, dict[str, Any]]] = {}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            method = scope["method"]
-            for route in self._by_path.get(scope["path"], ()):
+            path, method = scope["path"], scope["method"]
+            for route in self._by_path.get(path, ()):
                 # What Route.matches and Route.handle would decide for a path without parameters that is known
                 # to match, without their regex, path-parameter dicts and second method check.
                 if route.methods is None or method in route.methods:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope["endpoint"] = route.endpoint
-                    scope["path_params"] = {}
-                    await route.app(scope, receive, send)
+                    await self._handle(route, {}, scope, receive, send)
                     return
-        await super().app(scope, receive, send)
+            if self._remember:
+                key = (path, method)
+                hit = self._matched.get(key) or self._first_full_match(scope, key)
+                if hit is not None:
+                    await self._handle(hit[0], dict(hit[1]), scope, receive, send)
+                    return
+        await super().app(scope, receive, send)  # 404, 405
+
+    async def _handle(self, route: Route, params: dict[str, Any], scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = params
+        await route.app(scope, receive, send)
+
+    def _first_full_match(self, scope: Scope, key: tuple[str, str]) -> tuple[Route, dict[str, Any]] | None:
+        """The route Starlette's scan would hand the request to, as a full match (path and method), if any."""
+        for entry in self.routes:
+            match, child = entry.matches(scope)
+            if match is Match.FULL:
+                route = child.get(_CHOSEN, entry)
+                if not isinstance(route, Route):
+                    return None  # not a plain route: leave it to Starlette
+                if len(self._matched) >= MAX_REMEMBERED:
+                    self._matched.clear()
+                hit = self._matched[key] = route, child.get("path_params", {})
+                return hit
+        return None
 
 
 def lean_endpoints(routes: Sequence[BaseRoute]) -> None:
