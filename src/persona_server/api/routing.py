@@ -124,23 +124,23 @@ class PathTableRouter(Router):
                 # What Route.matches and Route.handle would decide for a path without parameters that is known
                 # to match, without their regex, path-parameter dicts and second method check.
                 if route.methods is None or method in route.methods:
-                    await self._handle(route, {}, scope, receive, send)
+                    await route.app(self._chose(scope, route, {}), receive, send)
                     return
             if self._remember:
                 key = (path, method)
                 hit = self._matched.get(key) or self._first_full_match(scope, key)
                 if hit is not None:
-                    await self._handle(hit[0], dict(hit[1]), scope, receive, send)
+                    await hit[0].app(self._chose(scope, hit[0], dict(hit[1])), receive, send)
                     return
         await super().app(scope, receive, send)  # 404, 405
 
-    async def _handle(self, route: Route, params: dict[str, Any], scope: Scope, receive: Receive,
-                      send: Send) -> None:
+    def _chose(self, scope: Scope, route: Route, params: dict[str, Any]) -> Scope:
+        """The scope as Starlette's scan leaves it for the route it chose."""
         scope.setdefault("router", self)
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = params
-        await route.app(scope, receive, send)
+        return scope
 
     def _first_full_match(self, scope: Scope, key: tuple[str, str]) -> tuple[Route, dict[str, Any]] | None:
         """The route Starlette's scan would hand the request to, as a full match (path and method), if any."""
