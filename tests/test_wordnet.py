@@ -13,7 +13,7 @@ import pytest
 
 from persona_server.persona import Persona, parse_persona
 from persona_server.query import Answer, Query
-from persona_server.solvers import wordnet
+from persona_server.solvers import wordnet, wordnet_data
 
 SOLVER = "ovos-solver-wordnet-plugin"
 LIGHTHOUSE = "A lighthouse is a tower with a light that gives warning of shoals to passing ships."
@@ -163,7 +163,7 @@ def test_data_copy_is_lf_normalized_and_safe_to_race(tmp_path: Path) -> None:
 
     def prepare() -> None:
         try:
-            results.append(wordnet.prepare_data(tmp_path))
+            results.append(wordnet_data.prepare_data(tmp_path))
         except BaseException as exc:
             errors.append(exc)
 
@@ -177,7 +177,7 @@ def test_data_copy_is_lf_normalized_and_safe_to_race(tmp_path: Path) -> None:
     target = results[0]
     # Only the finished copy remains: no temporary directories left behind by the losers of the race.
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
-    source = wordnet.source_dir()
+    source = wordnet_data.source_dir()
     for name in ("data.noun", "index.noun", "lexnames", "noun.exc", "LICENSE"):
         data = (target / name).read_bytes()
         assert b"\r\n" not in data

@@ -7,15 +7,8 @@ import asyncio
 import pytest
 
 from persona_server.solvers.ddg import region_for
-from persona_server.solvers.lookup import (
-    USER_AGENT,
-    AnswerCache,
-    LookupFailed,
-    LookupQuestion,
-    first_sentences,
-    parse_question,
-    valid_lang,
-)
+from persona_server.solvers.lookup import USER_AGENT, AnswerCache, LookupFailed
+from persona_server.solvers.lookup_text import LookupQuestion, first_sentences, parse_question, valid_lang
 
 
 @pytest.mark.parametrize(

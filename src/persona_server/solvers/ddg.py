@@ -16,15 +16,8 @@ from urllib.parse import quote
 from pydantic import Field
 
 from persona_server.query import Answer, Query, Source
-from persona_server.solvers.lookup import (
-    LookupFailed,
-    LookupOptions,
-    LookupQuestion,
-    LookupSolver,
-    first_sentences,
-    parse_question,
-    valid_lang,
-)
+from persona_server.solvers.lookup import LookupFailed, LookupOptions, LookupSolver
+from persona_server.solvers.lookup_text import LookupQuestion, first_sentences, parse_question, valid_lang
 
 # The usual DuckDuckGo region of a language, and every region code it knows ("country-language").
 _DEFAULT_REGION = {

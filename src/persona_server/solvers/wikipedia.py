@@ -12,14 +12,8 @@ from urllib.parse import quote
 from pydantic import Field
 
 from persona_server.query import Answer, Query, Source
-from persona_server.solvers.lookup import (
-    LookupFailed,
-    LookupOptions,
-    LookupSolver,
-    first_sentences,
-    parse_question,
-    valid_lang,
-)
+from persona_server.solvers.lookup import LookupFailed, LookupOptions, LookupSolver
+from persona_server.solvers.lookup_text import first_sentences, parse_question, valid_lang
 
 
 class WikipediaOptions(LookupOptions):
