@@ -60,6 +60,17 @@ def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
     )
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """End a server a test started: SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 @dataclass
 class ServerProcess:
     """A `persona-server` process listening on 127.0.0.1."""
@@ -77,13 +88,7 @@ class ServerProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 def start_server_process(*args: str, log_path: Path, env: dict[str, str] | None = None,

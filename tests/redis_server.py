@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.conftest import stop_process
+
 
 def _port() -> int:
     with socket.socket() as sock:
@@ -52,11 +54,6 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None

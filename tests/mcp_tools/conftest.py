@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import cli_env, free_port
+from tests.conftest import cli_env, free_port, stop_process
 from tests.llm.upstream import Upstream
 
 TOOLBOX_SERVER = Path(__file__).with_name("toolbox_server.py")
@@ -79,8 +79,7 @@ def http_toolbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpToolb
     try:
         yield HttpToolbox(url, log, process)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from openai import OpenAI
 from openai.types.vector_stores import VectorStoreFile
 
-from tests.conftest import ServerProcess, free_port, start_server_process
+from tests.conftest import ServerProcess, free_port, start_server_process, stop_process
 
 FAST_PERSONA = {"name": "Fast", "solvers": ["ovos-solver-failure-plugin"]}
 
@@ -89,12 +89,7 @@ def chroma_server(path: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
         log.close()
 
 
